@@ -1,0 +1,173 @@
+"""One generic bridge from a spec machine to a Hypothesis state machine.
+
+`build(machine, profile, target_cls, recorder)` returns a
+`RuleBasedStateMachine` subclass with one Hypothesis rule per spec action.
+Each step draws the action's arguments from their finite domains (only
+combinations enabled in every possible model state and needing no feature
+the target lacks), performs it on a fresh target instance, and narrows the
+set of possible model states by the observation.  An observation outside the
+allowed set fails the step, naming the broken rule IDs.
+
+It is an ordinary Hypothesis test: its ``TestCase`` is collected by pytest,
+runs under pytest-xdist or HypoFuzz, and shares Hypothesis's example
+database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Hashable
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from ..spec.core import Action, Machine, Profile, StepResult, check_step, enabled
+from .target import Target
+
+
+@dataclass
+class Step:
+    """One performed step, as recorded (the stuff counterexamples are made of)."""
+
+    index: int
+    action: str
+    args: dict[str, Any]
+    observed: Hashable
+    allowed: tuple[Hashable, ...]
+    before: tuple[str, ...]  # possible states before, described
+    after: tuple[str, ...]
+    violated: tuple[str, ...] = ()
+
+    def call(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"{self.action}({inner})"
+
+
+class Violation(AssertionError):
+    """A target's observation lies outside what the spec allows."""
+
+    def __init__(self, area: str, profile: str, target: str, steps: list[Step]):
+        self.area, self.profile, self.target, self.steps = area, profile, target, steps
+        last = steps[-1]
+        super().__init__(
+            f"{target} broke {', '.join(last.violated)} at step {last.index}: {last.call()} "
+            f"observed {last.observed!r}, allowed {list(last.allowed)!r}"
+        )
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return self.steps[-1].violated
+
+
+class SpecInconsistent(AssertionError):
+    """An invariant of the spec itself failed (a bug in the spec, not the target)."""
+
+
+@dataclass
+class Recorder:
+    """What a run saw, across all examples: coverage, and the last failure."""
+
+    rules: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+    examples: int = 0
+    steps: int = 0
+    failure: Violation | None = None
+    progress: Any = None  # callable(recorder) or None
+
+    def step(self, result: StepResult, action: str) -> None:
+        self.steps += 1
+        self.actions[action] += 1
+        self.rules.update(result.matched_rules)
+
+
+def build(
+    machine: Machine,
+    profile: Profile,
+    target_cls: type[Target],
+    recorder: Recorder | None = None,
+) -> type[RuleBasedStateMachine]:
+    recorder = recorder if recorder is not None else Recorder()
+    features = frozenset(target_cls.features)
+
+    @lru_cache(maxsize=65536)
+    def valid_args(action: Action, beliefs: frozenset) -> tuple[tuple, ...]:
+        out = []
+        for args in action.all_args():
+            if not enabled(action, beliefs, args, profile):
+                continue
+            if any(not action.requires(s, args) <= features for s in beliefs):
+                continue
+            out.append(tuple(sorted(args.items())))
+        return tuple(out)
+
+    class SpecMachine(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.beliefs = frozenset({machine.init(profile)})
+            self.trace: list[Step] = []
+            self.target = target_cls()
+            self.target.open()
+            recorder.examples += 1
+            if recorder.progress:
+                recorder.progress(recorder)
+
+        def teardown(self):
+            self.target.close()
+
+        def _take(self, action: Action, data) -> None:
+            choices = valid_args(action, self.beliefs)
+            args = dict(data.draw(st.sampled_from(choices), label=action.name))
+            try:
+                obs = self.target.perform(action.name, args)
+            except Exception as e:  # a target that raises has misbehaved: report it
+                obs = ("raised", f"{type(e).__name__}: {e}")
+            result = check_step(
+                machine, profile, self.beliefs, action, args, obs, project=self.target.project
+            )
+            step = Step(
+                index=len(self.trace) + 1,
+                action=action.name,
+                args=args,
+                observed=obs,
+                allowed=result.allowed,
+                before=tuple(sorted(machine.describe(s) for s in self.beliefs)),
+                after=tuple(sorted(machine.describe(s) for s in result.beliefs)),
+                violated=result.violated,
+            )
+            self.trace.append(step)
+            recorder.step(result, action.name)
+            if not result.ok:
+                failure = Violation(machine.area, profile.name, target_cls.name, list(self.trace))
+                recorder.failure = failure
+                raise failure
+            self.beliefs = result.beliefs
+
+        @invariant()
+        def spec_invariants(self):
+            for inv in machine.invariants:
+                for s in self.beliefs:
+                    if not inv.holds(s, profile):
+                        raise SpecInconsistent(f"{inv.rule}: {inv.doc} fails in {machine.describe(s)}")
+
+    def make_rule(action: Action):
+        @precondition(lambda self: bool(valid_args(action, self.beliefs)))
+        @rule(data=st.data())
+        def step(self, data):
+            self._take(action, data)
+
+        step.__name__ = action.name
+        return step
+
+    for action in machine.actions:
+        # Hypothesis picks among enabled rules uniformly: an action of weight
+        # k is offered as k rules (named poll, poll_2, ...; traces use the
+        # action's own name).
+        for copy in range(max(1, action.weight)):
+            setattr(SpecMachine, action.name + (f"_{copy + 1}" if copy else ""), make_rule(action))
+    SpecMachine.__name__ = SpecMachine.__qualname__ = (
+        f"{machine.area.title()}_{target_cls.name.replace('-', '_')}_{profile.name.replace('-', '_')}"
+    )
+    SpecMachine.recorder = recorder
+    return SpecMachine

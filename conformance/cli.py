@@ -1,0 +1,147 @@
+"""The `asyncspec` command.
+
+    asyncspec run [AREA ...] [--target T] [--profile P] [--max-examples N] [--steps N] [--seed S]
+    asyncspec rules [AREA]
+    asyncspec targets [AREA]
+    asyncspec bench [--quick]
+
+Exit status: 0 every applicable rule passed, 1 a rule was violated (or the
+target misbehaved), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from ..spec import RULES, machines
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asyncspec", description="Executable spec and conformance suite for async-runtime primitives.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the conformance suite against a target")
+    run.add_argument("areas", nargs="*", metavar="AREA", help="areas to check (default: all)")
+    run.add_argument("--target", "-t", default="impl", help="built-in target name or module:attribute (default: impl)")
+    run.add_argument("--profile", "-p", default=None, help="spec profile (default: the area's default)")
+    run.add_argument("--max-examples", "-n", type=_positive, default=200, help="Hypothesis examples per area (default 200)")
+    run.add_argument("--steps", type=_positive, default=40, help="maximum steps per example (default 40)")
+    run.add_argument("--seed", type=int, default=None, help="seed for a reproducible search")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    rules = sub.add_parser("rules", help="list the spec's rules")
+    rules.add_argument("area", nargs="?", help="only this area")
+
+    targets = sub.add_parser("targets", help="list the built-in targets and whether each can run here")
+    targets.add_argument("area", nargs="?", help="only this area")
+
+    bench = sub.add_parser("bench", help="benchmarks: ratios against peers measured in the same run")
+    bench.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "rules":
+            return cmd_rules(args)
+        if args.command == "targets":
+            return cmd_targets(args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+
+            return bench_main(quick=args.quick)
+    except _Usage as e:
+        print(f"asyncspec: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+class _Usage(Exception):
+    pass
+
+
+def _areas(names) -> list[str]:
+    known = machines()
+    for name in names:
+        if name not in known:
+            raise _Usage(f"unknown area {name!r} (known: {', '.join(sorted(known))})")
+    return list(names) or sorted(known)
+
+
+def cmd_run(args) -> int:
+    from .runner import Progress, UsageError, format_result, run
+
+    status = 0
+    for area in _areas(args.areas):
+        progress = None if args.quiet else Progress(f"{area}/{args.target}", args.max_examples)
+        try:
+            res = run(
+                area,
+                target=args.target,
+                profile=args.profile,
+                max_examples=args.max_examples,
+                steps=args.steps,
+                seed=args.seed,
+                progress=progress,
+            )
+        except UsageError as e:
+            raise _Usage(str(e)) from None
+        print(format_result(res), flush=True)
+        if not res.ok:
+            status = 1
+    return status
+
+
+def cmd_rules(args) -> int:
+    areas = _areas([args.area] if args.area else [])
+    for area in areas:
+        rules = RULES.area(area)
+        print(f"{area}: {len(rules)} rules")
+        for r in rules:
+            print(f"\n{r.id}  [{r.tier}; {', '.join(sorted(r.profiles))}]")
+            print(textwrap.fill(r.statement, 88, initial_indent="  ", subsequent_indent="  "))
+            print(f"  source: {r.source}")
+            if r.measured:
+                print(textwrap.fill("measured: " + r.measured, 88, initial_indent="  ", subsequent_indent="    "))
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from . import targets
+
+    areas = _areas([args.area] if args.area else [])
+    for area in areas:
+        print(f"{area}:")
+        for name in sorted(targets.BUILTIN.get(area, {})):
+            try:
+                cls = targets.load(name, area)
+                why = cls.unavailable()
+            except targets.UnknownTarget as e:
+                cls, why = None, str(e)
+            state = "available" if not why else f"unavailable: {why}"
+            desc = cls.description if cls else ""
+            print(f"  {name:<14} {state}")
+            if desc:
+                print(f"  {'':<14} {desc}")
+            if cls is not None:
+                print(f"  {'':<14} features: {', '.join(sorted(cls.features))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Replay a fixed list of steps against the model and a target, without Hypothesis.
+
+Scenario tests, saved counterexamples and z3 traces all come down to this:
+perform each step on the target, narrow the model's possible states by what
+it observed, and stop at the first step the spec does not allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterable, Mapping
+
+from ..spec.core import Machine, Profile, check_step, enabled
+from .bridge import Step
+from .target import Target
+
+
+class NotEnabled(ValueError):
+    """A replayed step's precondition does not hold (the trace is not a run of the spec)."""
+
+
+@dataclass
+class Replay:
+    steps: list[Step]
+    beliefs: frozenset
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.violated for s in self.steps)
+
+    @property
+    def violated(self) -> tuple[str, ...]:
+        return self.steps[-1].violated if self.steps else ()
+
+
+def replay(
+    machine: Machine,
+    profile: Profile,
+    target: Target,
+    steps: Iterable[tuple[str, Mapping[str, Any]]],
+) -> Replay:
+    """Run ``steps`` on an opened ``target``; stop at the first violation."""
+    beliefs = frozenset({machine.init(profile)})
+    done: list[Step] = []
+    for name, args in steps:
+        action = machine.action(name)
+        args = dict(args)
+        if not enabled(action, beliefs, args, profile):
+            raise NotEnabled(f"step {len(done) + 1}: {name}({args}) is not enabled in the spec here")
+        try:
+            obs = target.perform(name, args)
+        except Exception as e:  # a raising target misbehaved; report it as observed
+            obs = ("raised", f"{type(e).__name__}: {e}")
+        result = check_step(machine, profile, beliefs, action, args, obs, project=target.project)
+        done.append(
+            Step(
+                index=len(done) + 1,
+                action=name,
+                args=args,
+                observed=obs,
+                allowed=result.allowed,
+                before=tuple(sorted(machine.describe(s) for s in beliefs)),
+                after=tuple(sorted(machine.describe(s) for s in result.beliefs)),
+                violated=result.violated,
+            )
+        )
+        if not result.ok:
+            break
+        beliefs = result.beliefs
+    return Replay(done, beliefs)
+
+
+class ModelTarget(Target):
+    """A target whose observations are given in advance (checks a scenario against the model alone).
+
+    It answers each step with the next expected observation, so a replay
+    asks exactly: does the spec allow this sequence?
+    """
+
+    name = "model"
+    features = frozenset()
+
+    def __init__(self, expected: Iterable[Hashable], project=None):
+        self._expected = list(expected)
+        self._project = project
+
+    def perform(self, action, args):
+        return self._expected.pop(0)
+
+    def project(self, state, action, obs):
+        return self._project(state, action, obs) if self._project else obs

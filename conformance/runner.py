@@ -1,0 +1,198 @@
+"""Run one area's machine against one target and judge every rule."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, Verbosity, seed as hypothesis_seed, settings
+from hypothesis.errors import Flaky
+from hypothesis.stateful import run_state_machine_as_test
+
+from ..spec import RULES, machines
+from ..spec.core import Rule
+from . import targets as target_registry
+from .bridge import Recorder, Violation, build
+
+PASS, FAIL, NA, UNTESTED = "pass", "FAIL", "n/a", "untested"
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit status 2)."""
+
+
+@dataclass
+class RuleResult:
+    rule: Rule
+    status: str
+    exercised: int
+    why: str = ""
+
+
+@dataclass
+class RunResult:
+    area: str
+    target: str
+    profile: str
+    results: list[RuleResult]
+    recorder: Recorder
+    seconds: float
+    failure: Violation | None = None
+    error: str | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.error is None
+
+
+def judge(rule: Rule, profile: str, features: frozenset[str], exercised: int, violated: set[str]) -> RuleResult:
+    if not rule.holds_in(profile):
+        return RuleResult(rule, NA, 0, f"not in profile {profile}")
+    missing = rule.features - features
+    if missing:
+        return RuleResult(rule, NA, exercised, "target lacks " + ", ".join(sorted(missing)))
+    if rule.id in violated:
+        return RuleResult(rule, FAIL, exercised)
+    if exercised == 0:
+        return RuleResult(rule, UNTESTED, 0, "never exercised")
+    return RuleResult(rule, PASS, exercised)
+
+
+def run(
+    area: str,
+    target: str = "impl",
+    profile: str | None = None,
+    max_examples: int = 200,
+    steps: int = 40,
+    seed: int | None = None,
+    progress=None,
+    database=None,
+) -> RunResult:
+    all_machines = machines()
+    if area not in all_machines:
+        raise UsageError(f"unknown area {area!r} (known: {', '.join(sorted(all_machines))})")
+    machine = all_machines[area]
+    try:
+        prof = machine.profile(profile)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    try:
+        target_cls = target_registry.load(target, area)
+    except target_registry.UnknownTarget as e:
+        raise UsageError(str(e)) from None
+    why = target_cls.unavailable()
+    if why:
+        raise UsageError(f"target {target!r} is unavailable here: {why}")
+
+    recorder = Recorder(progress=progress)
+    machine_cls = build(machine, prof, target_cls, recorder)
+    if seed is not None:
+        machine_cls = hypothesis_seed(seed)(machine_cls)
+    run_settings = settings(
+        max_examples=max_examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        database=database,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    )
+    started = time.monotonic()
+    failure = None
+    error = None
+    try:
+        run_state_machine_as_test(machine_cls, settings=run_settings)
+    except Violation as v:
+        failure = v  # the last raised, i.e. the shrunk example
+    except Flaky as e:
+        error = f"the target behaved non-deterministically (Hypothesis: {e})"
+    seconds = time.monotonic() - started
+    violated = set(failure.rules) if failure else set()
+    results = [
+        judge(r, prof.name, target_cls.features, recorder.rules.get(r.id, 0), violated)
+        for r in RULES.area(area)
+    ]
+    return RunResult(
+        area=area,
+        target=target_cls.name,
+        profile=prof.name,
+        results=results,
+        recorder=recorder,
+        seconds=seconds,
+        failure=failure,
+        error=error,
+        settings=dict(max_examples=max_examples, steps=steps, seed=seed),
+    )
+
+
+# ------------------------------------------------------------------ printing
+
+
+def format_result(res: RunResult) -> str:
+    lines = [f"== {res.area} against {res.target} (profile {res.profile})", ""]
+    width = max(len(r.rule.id) for r in res.results)
+    lines.append(f"  {'rule':<{width}}  {'tier':<6} {'exercised':>9}  result")
+    for r in res.results:
+        note = f"  ({r.why})" if r.why else ""
+        lines.append(f"  {r.rule.id:<{width}}  {r.rule.tier:<6} {r.exercised:>9}  {r.status}{note}")
+    counts = {s: sum(1 for r in res.results if r.status == s) for s in (PASS, FAIL, NA, UNTESTED)}
+    lines.append("")
+    lines.append(
+        f"  {counts[PASS]} passed, {counts[FAIL]} failed, {counts[UNTESTED]} untested, {counts[NA]} not applicable"
+        f" — {res.recorder.examples} runs, {res.recorder.steps} steps in {res.seconds:.1f}s"
+    )
+    if res.error:
+        lines += ["", f"  ERROR: {res.error}"]
+    if res.failure:
+        lines += ["", format_failure(res.failure)]
+    return "\n".join(lines)
+
+
+def format_failure(v: Violation) -> str:
+    def show(obs):
+        return _obs(obs, v.area)
+
+    lines = [f"  Counterexample ({len(v.steps)} steps), target {v.target}, profile {v.profile}:"]
+    for step in v.steps:
+        marker = ">>" if step.violated else "  "
+        lines.append(f"  {marker} {step.index:>2}. {step.call()}  ->  {show(step.observed)}")
+    last = v.steps[-1]
+    lines.append("")
+    lines.append("     state before the failing step:")
+    for text in last.before:
+        lines.append(f"       {text}")
+    lines.append(f"     spec allows: {', '.join(show(a) for a in last.allowed) or '(nothing)'}")
+    lines.append(f"     target did:  {show(last.observed)}")
+    lines.append("     broken rules:")
+    for rid in last.violated:
+        r = RULES[rid]
+        lines.append(f"       {rid}: {r.statement}")
+        lines.append(f"         source: {r.source}")
+    return "\n".join(lines)
+
+
+def _obs(obs, area: str) -> str:
+    return machines()[area].show(obs)
+
+
+class Progress:
+    """Prints a line to stderr every couple of seconds on long runs."""
+
+    def __init__(self, label: str, total: int, stream=None, every: float = 2.0):
+        self.label, self.total, self.every = label, total, every
+        self.stream = stream or sys.stderr
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, rec: Recorder) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(
+                f"  {self.label}: {rec.examples} runs ({self.total} planned, plus shrinking),"
+                f" {rec.steps} steps, {now - self.started:.0f}s",
+                file=self.stream,
+                flush=True,
+            )

@@ -1,0 +1,52 @@
+"""The Target protocol: what the conformance bridge checks against a spec.
+
+A target performs one spec action at a time and returns what it observed,
+in the spec's vocabulary.  The bridge knows nothing else about it: the
+reference implementation is one target among several.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Hashable, Mapping
+
+
+class TargetUnavailable(Exception):
+    """The target cannot run on this machine (the message says why)."""
+
+
+class Target(ABC):
+    #: Short name shown in reports.
+    name: str = "?"
+    #: The spec area the target implements.
+    area: str = "?"
+    #: Optional capabilities it claims (rules needing others are n/a).
+    features: frozenset[str] = frozenset()
+    #: One line on what it is and what it claims.
+    description: str = ""
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the target cannot run here, or None when it can."""
+        return None
+
+    def open(self) -> None:
+        """Acquire resources for one run (one Hypothesis example)."""
+
+    def close(self) -> None:
+        """Release every resource ``open`` and the steps acquired."""
+
+    @abstractmethod
+    def perform(self, action: str, args: Mapping[str, Any]) -> Hashable:
+        """Take one action; return the observation."""
+
+    def project(self, state: Any, action: str, obs: Hashable) -> Hashable:
+        """Map a spec observation into this target's view (default: as is)."""
+        return obs
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

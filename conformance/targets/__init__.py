@@ -1,0 +1,46 @@
+"""Built-in targets, by name; any other target is given as ``module:attribute``."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..target import Target, TargetUnavailable
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "readiness": {
+        "impl": "asyncspec.conformance.targets.impl_reactor:ImplReactor",
+        "stdlib-epoll": "asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll",
+        "selectors": "asyncspec.conformance.targets.selectors_target:Selectors",
+    },
+}
+
+
+class UnknownTarget(LookupError):
+    pass
+
+
+def load(spec: str, area: str) -> type[Target]:
+    """Resolve a target name (or ``module:attribute``) to a Target class."""
+    path = BUILTIN.get(area, {}).get(spec)
+    if path is None:
+        if ":" not in spec:
+            known = ", ".join(sorted(BUILTIN.get(area, {}))) or "none"
+            raise UnknownTarget(f"unknown {area} target {spec!r} (built-in: {known}; or give module:attribute)")
+        path = spec
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UnknownTarget(f"target {spec!r}: cannot import {module_name!r}: {e}") from None
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise UnknownTarget(f"target {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Target)):
+        raise UnknownTarget(f"target {spec!r}: {path} is not a Target subclass")
+    if cls.area != area:
+        raise UnknownTarget(f"target {spec!r} implements area {cls.area!r}, not {area!r}")
+    return cls
+
+
+__all__ = ["BUILTIN", "load", "Target", "TargetUnavailable", "UnknownTarget"]

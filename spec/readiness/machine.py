@@ -1,0 +1,863 @@
+"""The readiness machine: one epoll instance and a few sources in slots.
+
+State
+-----
+A `World` is a fixed-size tuple of `Slot`s.  A slot holds one source (the
+end we register, "ours", and for pipes and sockets its "peer" end) and its
+registration, as small ints and bools:
+
+    kind       NONE, PIPE_R (we hold the read end), PIPE_W (the write end),
+               SOCK (one end of an AF_UNIX stream socketpair), EVENTFD, FILE
+    ours/dup   our registered fd is open / a dup of it is open
+    peer       the peer end is open;  peer_shut: the peer did shutdown(SHUT_WR)
+    rx         bytes we can read (eventfd: its counter)
+    tx, full   bytes we wrote that the peer has not read; written until EAGAIN
+    err        a pending socket error (ECONNRESET: the peer closed with our
+               data unread); peer_err: the same on the peer's side
+    reg ...    registered, token, interest (r, w, rdhup), et, oneshot,
+               armed (a oneshot not yet fired), queued and rank (the entry is
+               on epoll's ready list, at this position: 0 is the head)
+
+Edges and the ready list
+------------------------
+Linux delivers readiness through wake-ups of the file's wait queue, each with
+a key (the events it is about; hang-ups have none and wake everyone).  A
+wake-up whose key meets a registration's interest appends it to the tail of
+the instance's ready list, unless it is already there (RDY-ET-4); so do
+register and reregister of a ready source (RDY-ET-5).  A poll scans the list
+from the head: an entry that is not ready is dropped, a ready one is
+reported; a reported level-triggered entry goes back to the tail, an
+edge-triggered or oneshot one leaves the list.  The scan stops once
+max_events are reported, leaving the rest at the head (RDY-POLL-3).
+
+Observations
+------------
+``("ok",)``, ``("n", count)``, ``("err", "EEXIST")`` ...; a poll observes a
+sorted tuple of ``(slot, token, flags)``.  Targets see no slots: their view
+drops them (see `view`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from ..core import Action, Invariant, Machine, Outcome, Param, Profile
+from ..logic import all_, any_, bits, ite, not_
+from . import rules as R
+
+# epoll(7) event bits, with the kernel's values.
+IN = 0x001
+PRI = 0x002
+OUT = 0x004
+ERR = 0x008
+HUP = 0x010
+RDHUP = 0x2000
+FLAG_NAMES = ((IN, "IN"), (PRI, "PRI"), (OUT, "OUT"), (ERR, "ERR"), (HUP, "HUP"), (RDHUP, "RDHUP"))
+
+# Wake-up keys.  A hang-up wakes every waiter (no key).
+KEY_ALL = -1
+
+# Source kinds.
+NONE, PIPE_R, PIPE_W, SOCK, EVENTFD, FILE = range(6)
+KIND_NAMES = {NONE: "none", PIPE_R: "pipe_r", PIPE_W: "pipe_w", SOCK: "sock", EVENTFD: "eventfd", FILE: "file"}
+KIND_BY_NAME = {v: k for k, v in KIND_NAMES.items()}
+
+# The value an eventfd counter holds when written until EAGAIN (eventfd(2)).
+EVENTFD_MAX = 0xFFFFFFFFFFFFFFFE
+
+# Parameter domains: small on purpose (the search explores their products).
+SLOTS = 3
+TOKENS = (0, 1, 2)
+SIZES = (1, 3, 64)
+MAX_EVENTS = (0, 1, 2, 8)
+INTERESTS = ("r", "w", "rw")
+MODES = ("lt", "et")
+
+
+def flag_names(flags: int) -> str:
+    return "|".join(name for bit, name in FLAG_NAMES if flags & bit) or "0"
+
+
+@dataclass(frozen=True)
+class Slot:
+    kind: int = NONE
+    ours: bool = False
+    dup: bool = False
+    peer: bool = False
+    peer_shut: bool = False
+    rx: int = 0
+    tx: int = 0
+    full: bool = False
+    err: bool = False
+    peer_err: bool = False
+    reg: bool = False
+    token: int = 0
+    r: bool = False
+    w: bool = False
+    rdhup: bool = False
+    et: bool = False
+    oneshot: bool = False
+    armed: bool = False
+    queued: bool = False
+    rank: int = 0
+
+
+UNREGISTERED = dict(
+    reg=False, token=0, r=False, w=False, rdhup=False, et=False, oneshot=False, armed=False, queued=False, rank=0
+)
+
+
+@dataclass(frozen=True)
+class World:
+    slots: tuple[Slot, ...]
+
+    def at(self, i: int) -> Slot:
+        return self.slots[i]
+
+    def put(self, i: int, slot: Slot) -> "World":
+        return World(self.slots[:i] + (slot,) + self.slots[i + 1 :])
+
+
+# ------------------------------------------------------------------ readiness
+
+
+def alive(s: Slot) -> bool:
+    """The open file description still exists (our fd or its dup is open)."""
+    return any_(s.ours, s.dup)
+
+
+def readiness(s: Slot) -> int:
+    """The source's current poll mask (what f_op->poll would return)."""
+    gone = not_(s.peer)
+    if s.kind == PIPE_R:
+        # fs/pipe.c pipe_poll: IN when data, HUP when no writer is left.
+        return bits((s.rx > 0, IN), (gone, HUP))
+    if s.kind == PIPE_W:
+        # OUT while not full, ERR when no reader is left.
+        return bits((not_(s.full), OUT), (gone, ERR))
+    if s.kind == SOCK:
+        # net/unix/af_unix.c unix_poll.
+        eof = any_(s.peer_shut, gone)
+        return bits((any_(s.rx > 0, eof), IN), (eof, RDHUP), (gone, HUP), (not_(s.full), OUT), (s.err, ERR))
+    if s.kind == EVENTFD:
+        return bits((any_(s.rx > 0, s.full), IN), (not_(s.full), OUT))
+    return 0
+
+
+def mask(s: Slot) -> int:
+    """The events a registration listens for: its interest plus HUP and ERR."""
+    return bits((s.r, IN), (s.w, OUT), (s.rdhup, RDHUP), (True, HUP), (True, ERR))
+
+
+def revents(s: Slot) -> int:
+    return readiness(s) & mask(s)
+
+
+def reportable(s: Slot) -> bool:
+    """Would a poll with room report this registration now?"""
+    return all_(s.reg, s.armed, s.queued, revents(s) != 0)
+
+
+def enqueue(w: World, i: int) -> World:
+    """Append registration ``i`` to the ready list's tail (if not on it)."""
+    s = w.at(i)
+    if s.queued:
+        return w
+    tail = max((t.rank + 1 for t in w.slots if t.queued), default=0)
+    return w.put(i, replace(s, queued=True, rank=tail))
+
+
+def dequeue_all(w: World, gone) -> World:
+    """Take the registrations in ``gone`` off the list; renumber the rest 0..k-1."""
+    order = sorted((t.rank, j) for j, t in enumerate(w.slots) if t.queued and j not in gone)
+    rank = {j: r for r, (_old, j) in enumerate(order)}
+    slots = tuple(
+        replace(t, queued=j in rank, rank=rank.get(j, 0)) for j, t in enumerate(w.slots)
+    )
+    return World(slots)
+
+
+def wake(w: World, i: int, key: int) -> World:
+    """A wake-up of slot ``i``'s wait queue with ``key`` (RDY-ET-4)."""
+    s = w.at(i)
+    hit = all_(s.reg, s.armed, any_(key == KEY_ALL, (key & mask(s)) != 0))
+    return ite(hit, enqueue(w, i), w)
+
+
+def wake_rules(s: Slot, key: int) -> tuple[str, ...]:
+    """The rules a wake-up exercises: RDY-ET-4 when its key misses the interest."""
+    missed = all_(s.reg, s.armed, s.et, key != KEY_ALL, (key & mask(s)) == 0)
+    return ite(missed, (R.ET_KEY_FILTER,), ())
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def ok(next_world: World, *rules: str) -> list[Outcome]:
+    return [Outcome(("ok",), next_world, rules)]
+
+
+def err(world: World, name: str, *rules: str) -> list[Outcome]:
+    # A failed call changes nothing (RDY-CTL-5).
+    return [Outcome(("err", name), world, rules)]
+
+
+def _interest(args: Mapping[str, Any]) -> dict:
+    mode = args["mode"]
+    return dict(
+        r="r" in args["interest"],
+        w="w" in args["interest"],
+        rdhup=args["rdhup"],
+        et=mode == "et",
+        oneshot=args["oneshot"],
+    )
+
+
+def _reg_requires(args) -> set[str]:
+    need = {"level" if args["mode"] == "lt" else "edge"}
+    if args["oneshot"]:
+        need.add("oneshot")
+    if args["rdhup"]:
+        need.add("rdhup")
+    return need
+
+
+def _ctl_error(s: Slot, op: str) -> str | None:
+    """The errno epoll_ctl fails with, checked in the kernel's order."""
+    if not s.ours:
+        return "EBADF"
+    if s.kind == FILE:
+        return "EPERM"
+    if op == "add" and s.reg:
+        return "EEXIST"
+    if op != "add" and not s.reg:
+        return "ENOENT"
+    return None
+
+
+_ERROR_RULE = {"EBADF": R.CTL_EBADF, "EPERM": R.CTL_EPERM, "EEXIST": R.CTL_EEXIST, "ENOENT": R.CTL_ENOENT}
+
+
+# ------------------------------------------------------------------- actions
+
+P_SLOT = Param("slot", tuple(range(SLOTS)))
+P_N = Param("n", SIZES)
+P_REG = (
+    P_SLOT,
+    Param("token", TOKENS),
+    Param("interest", INTERESTS),
+    Param("mode", MODES),
+    Param("oneshot", (False, True)),
+    Param("rdhup", (False, True)),
+)
+
+
+def _kinds(*kinds):
+    return lambda w, a, p: w.at(a["slot"]).kind in kinds
+
+
+# create ----------------------------------------------------------------------
+
+
+def create_pre(w: World, a, p) -> bool:
+    s = w.at(a["slot"])
+    return all_(not_(alive(s)), not_(s.peer))
+
+
+def create_outcomes(w: World, a, p) -> list[Outcome]:
+    k = KIND_BY_NAME[a["kind"]]
+    has_peer = k in (PIPE_R, PIPE_W, SOCK)
+    return ok(w.put(a["slot"], Slot(kind=k, ours=True, peer=has_peer)))
+
+
+CREATE = Action(
+    "create",
+    (P_SLOT, Param("kind", ("pipe_r", "pipe_w", "sock", "eventfd", "file"))),
+    create_pre,
+    create_outcomes,
+    requires=lambda w, a: frozenset({"eventfd"} if a["kind"] == "eventfd" else {"errors"} if a["kind"] == "file" else ()),
+    doc="Open a new source in an empty slot (pipe: we keep the read or the write end; socketpair; eventfd; a regular file).",
+)
+
+
+# register / reregister / deregister ---------------------------------------------
+
+
+def register_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    e = _ctl_error(s, "add")
+    if e:
+        return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED) if e != "EEXIST" or not s.armed or not s.oneshot else err(
+            w, e, R.CTL_EEXIST, R.ONESHOT_STAYS, R.CTL_UNCHANGED
+        )
+    n = replace(s, reg=True, token=a["token"], armed=True, queued=False, rank=0, **_interest(a))
+    # ep_insert polls the file: a ready source is queued at once (RDY-ET-5).
+    ready = revents(n) != 0
+    nw = ite(ready, enqueue(w.put(i, n), i), w.put(i, n))
+    return ok(nw, *((R.EV_TOKEN, R.ET_CTL_IS_EDGE) if n.et and ready else (R.EV_TOKEN,)))
+
+
+def register_requires(w: World, a) -> frozenset[str]:
+    need = _reg_requires(a)
+    if _ctl_error(w.at(a["slot"]), "add"):
+        need.add("errors")
+    return frozenset(need)
+
+
+REGISTER = Action(
+    "register",
+    P_REG,
+    lambda w, a, p: w.at(a["slot"]).kind != NONE,
+    register_outcomes,
+    rules=(R.CTL_EEXIST, R.CTL_EBADF, R.CTL_EPERM),
+    requires=register_requires,
+    doc="epoll_ctl(EPOLL_CTL_ADD) of our fd with a token, an interest and a mode.",
+)
+
+
+def reregister_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    e = _ctl_error(s, "mod")
+    if e:
+        return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
+    was_disarmed = s.oneshot and not s.armed
+    n = replace(s, token=a["token"], armed=True, **_interest(a))
+    # ep_modify polls the file and queues a ready source that is not queued.
+    nw = ite(revents(n) != 0, enqueue(w.put(i, n), i), w.put(i, n))
+    rules = [R.EV_TOKEN]
+    if was_disarmed:
+        rules += [R.ONESHOT_REARM, R.ONESHOT_STAYS]
+    if n.et and revents(n):
+        rules.append(R.ET_CTL_IS_EDGE)
+    return ok(nw, *rules)
+
+
+def reregister_requires(w: World, a) -> frozenset[str]:
+    need = _reg_requires(a)
+    if _ctl_error(w.at(a["slot"]), "mod"):
+        need.add("errors")
+    return frozenset(need)
+
+
+REREGISTER = Action(
+    "reregister",
+    P_REG,
+    lambda w, a, p: w.at(a["slot"]).kind != NONE,
+    reregister_outcomes,
+    rules=(R.CTL_ENOENT, R.CTL_EBADF, R.CTL_EPERM),
+    requires=reregister_requires,
+    doc="epoll_ctl(EPOLL_CTL_MOD): new token, interest and mode; re-arms a oneshot registration.",
+)
+
+
+def deregister_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    e = _ctl_error(s, "del")
+    if e:
+        return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
+    rules = [R.CTL_DEREGISTER] + ([R.ONESHOT_STAYS] if s.oneshot and not s.armed else [])
+    return ok(dequeue_all(w.put(i, replace(s, **UNREGISTERED)), ()), *rules)
+
+
+DEREGISTER = Action(
+    "deregister",
+    (P_SLOT,),
+    lambda w, a, p: w.at(a["slot"]).kind != NONE,
+    deregister_outcomes,
+    rules=(R.CTL_ENOENT, R.CTL_EBADF),
+    requires=lambda w, a: frozenset({"errors"} if _ctl_error(w.at(a["slot"]), "del") else ()),
+    doc="epoll_ctl(EPOLL_CTL_DEL).",
+)
+
+
+# source operations ----------------------------------------------------------------
+
+
+def write_peer_outcomes(w: World, a, p) -> list[Outcome]:
+    i, n = a["slot"], a["n"]
+    s = w.at(i)
+    if s.peer_shut:
+        return [Outcome(("err", "EPIPE"), w, (R.SRC_EPIPE,))]
+    # Every write is a new edge for the reader (RDY-ET-2).
+    nxt = wake(w.put(i, replace(s, rx=s.rx + n)), i, IN)
+    rules = (R.SRC_WRITE,) + ite(all_(s.rx > 0, s.et), (R.ET_EVERY_WRITE,), ()) + wake_rules(s, IN)
+    return [Outcome(("n", n), nxt, rules)]
+
+
+WRITE_PEER = Action(
+    "write_peer",
+    (P_SLOT, P_N),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK), w.at(a["slot"]).peer, alive(w.at(a["slot"]))),
+    write_peer_outcomes,
+    doc="The peer writes n bytes towards our end.",
+)
+
+
+def read_ours_outcomes(w: World, a, p) -> list[Outcome]:
+    i, n = a["slot"], a["n"]
+    s = w.at(i)
+    if s.kind == EVENTFD:
+        if any_(s.rx > 0, s.full):
+            value = ite(s.full, EVENTFD_MAX, s.rx)
+            # eventfd_read wakes writers with EPOLLOUT.
+            nxt = wake(w.put(i, replace(s, rx=0, full=False)), i, OUT)
+            return [Outcome(("n", value), nxt, (R.SRC_EVENTFD,) + wake_rules(s, OUT))]
+        return [Outcome(("err", "EAGAIN"), w, (R.SRC_EVENTFD,))]
+    if s.rx > 0:
+        k = min(n, s.rx)
+        return [Outcome(("n", k), w.put(i, replace(s, rx=s.rx - k)), (R.SRC_READ,))]
+    if s.err:
+        # The pending error is reported once the queue is empty, and cleared.
+        return [Outcome(("err", "ECONNRESET"), w.put(i, replace(s, err=False)), (R.SRC_RESET,))]
+    if any_(not_(s.peer), s.peer_shut):
+        return [Outcome(("n", 0), w, (R.SRC_READ, R.EOF_READABLE) if s.kind == SOCK else (R.SRC_READ,))]
+    return [Outcome(("err", "EAGAIN"), w, (R.SRC_READ,))]
+
+
+READ_OURS = Action(
+    "read_ours",
+    (P_SLOT, P_N),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK, EVENTFD), alive(w.at(a["slot"]))),
+    read_ours_outcomes,
+    doc="We read up to n bytes (an eventfd read takes the whole counter).",
+)
+
+
+def write_ours_outcomes(w: World, a, p) -> list[Outcome]:
+    i, n = a["slot"], a["n"]
+    s = w.at(i)
+    if s.kind == EVENTFD:
+        if s.full:
+            return [Outcome(("err", "EAGAIN"), w, (R.SRC_EVENTFD,))]
+        rules = (R.SRC_EVENTFD,) + ite(all_(s.rx > 0, s.et), (R.ET_EVERY_WRITE,), ()) + wake_rules(s, IN)
+        return [Outcome(("n", n), wake(w.put(i, replace(s, rx=s.rx + n)), i, IN), rules)]
+    if not s.peer:
+        return [Outcome(("err", "EPIPE"), w, (R.SRC_EPIPE,))]
+    if s.full:
+        return [Outcome(("err", "EAGAIN"), w, (R.SRC_WRITE,))]
+    # Writing does not wake our own wait queue (it wakes the peer's).
+    return [Outcome(("n", n), w.put(i, replace(s, tx=s.tx + n)), (R.SRC_WRITE,))]
+
+
+WRITE_OURS = Action(
+    "write_ours",
+    (P_SLOT, P_N),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK, EVENTFD), alive(w.at(a["slot"]))),
+    write_ours_outcomes,
+    doc="We write n bytes (to an eventfd: add n).",
+)
+
+
+def fill_ours_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    if s.kind == EVENTFD:
+        return ok(wake(w.put(i, replace(s, full=True, rx=0)), i, IN), R.SRC_EVENTFD, *wake_rules(s, IN))
+    return ok(w.put(i, replace(s, full=True)), R.SRC_WRITE)
+
+
+FILL_OURS = Action(
+    "fill_ours",
+    (P_SLOT,),
+    lambda w, a, p: all_(
+        w.at(a["slot"]).kind in (PIPE_W, SOCK, EVENTFD),
+        alive(w.at(a["slot"])),
+        not_(w.at(a["slot"]).full),
+        any_(w.at(a["slot"]).kind == EVENTFD, w.at(a["slot"]).peer),
+    ),
+    fill_ours_outcomes,
+    doc="We write until EAGAIN (an eventfd up to 0xfffffffffffffffe).",
+)
+
+
+def read_peer_outcomes(w: World, a, p) -> list[Outcome]:
+    i, n = a["slot"], a["n"]
+    s = w.at(i)
+    if all_(s.tx == 0, s.peer_err):
+        return [Outcome(("err", "ECONNRESET"), w.put(i, replace(s, peer_err=False)), (R.SRC_RESET,))]
+    if s.tx > 0:
+        k = min(n, s.tx)
+        nxt = replace(s, tx=s.tx - k)
+        out = [Outcome(("n", k), w.put(i, nxt), (R.SRC_WRITE,))]
+        if s.kind == SOCK:
+            # Whether this read frees a whole skb (and wakes our writers with
+            # EPOLLOUT) depends on how the kernel split our writes: both allowed.
+            out.append(Outcome(("n", k), wake(w.put(i, nxt), i, OUT), (R.SRC_WRITE,) + wake_rules(s, OUT)))
+        return out
+    if not alive(s):
+        return [Outcome(("n", 0), w, (R.SRC_READ,))]
+    return [Outcome(("err", "EAGAIN"), w, (R.SRC_READ,))]
+
+
+READ_PEER = Action(
+    "read_peer",
+    (P_SLOT, P_N),
+    # A partial read of a filled buffer is left out: whether it frees space is
+    # the kernel's buffer accounting, not a readiness rule.
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK), w.at(a["slot"]).peer, not_(w.at(a["slot"]).full)),
+    read_peer_outcomes,
+    doc="The peer reads up to n bytes of what we wrote.",
+)
+
+
+def drain_peer_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    nxt = replace(s, tx=0, full=False, peer_err=False)
+    if s.peer_err:
+        # The peer reads what is queued, then the reset.
+        return [Outcome(("err", "ECONNRESET"), w.put(i, nxt), (R.SRC_RESET,))]
+    if s.full:
+        # Space appears: our writers are woken with EPOLLOUT (RDY-ET-6).
+        return ok(wake(w.put(i, nxt), i, OUT), R.SRC_WRITE, R.ET_DRAIN, *wake_rules(s, OUT))
+    if all_(s.kind == SOCK, s.tx > 0):
+        return ok(w.put(i, nxt), R.SRC_WRITE) + ok(wake(w.put(i, nxt), i, OUT), R.SRC_WRITE, *wake_rules(s, OUT))
+    return ok(w.put(i, nxt), R.SRC_WRITE)
+
+
+DRAIN_PEER = Action(
+    "drain_peer",
+    (P_SLOT,),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK), w.at(a["slot"]).peer),
+    drain_peer_outcomes,
+    doc="The peer reads everything we wrote, until EAGAIN.",
+)
+
+
+SHUTDOWN_PEER = Action(
+    "shutdown_peer",
+    (P_SLOT,),
+    lambda w, a, p: all_(w.at(a["slot"]).kind == SOCK, w.at(a["slot"]).peer, not_(w.at(a["slot"]).peer_shut)),
+    lambda w, a, p: ok(
+        wake(w.put(a["slot"], replace(w.at(a["slot"]), peer_shut=True)), a["slot"], KEY_ALL),
+        R.RDHUP_ASKED,
+        R.EOF_READABLE,
+    ),
+    doc="The peer calls shutdown(SHUT_WR).",
+)
+
+
+def close_peer_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    nxt = replace(s, peer=False)
+    rules = {PIPE_R: (R.HUP_ALWAYS,), PIPE_W: (R.ERR_ALWAYS,), SOCK: (R.HUP_ALWAYS,)}[s.kind]
+    if s.kind == SOCK:
+        # The peer's receive queue (our unread writes) is freed with it, and
+        # freeing unread data resets the connection (net/unix unix_release_sock).
+        unread = any_(s.tx > 0, s.full)
+        nxt = replace(nxt, tx=0, full=False, err=unread)
+        rules = rules + ((R.SRC_RESET,) if unread else ())
+    return ok(wake(w.put(i, nxt), i, KEY_ALL), *rules)
+
+
+CLOSE_PEER = Action(
+    "close_peer",
+    (P_SLOT,),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, PIPE_W, SOCK), w.at(a["slot"]).peer),
+    close_peer_outcomes,
+    doc="The peer end is closed.",
+)
+
+
+DUP_OURS = Action(
+    "dup_ours",
+    (P_SLOT,),
+    lambda w, a, p: all_(w.at(a["slot"]).ours, not_(w.at(a["slot"]).dup)),
+    lambda w, a, p: ok(w.put(a["slot"], replace(w.at(a["slot"]), dup=True))),
+    requires=lambda w, a: frozenset({"dup"}),
+    doc="dup() our fd: a second fd for the same open file description.",
+)
+
+
+def _close(w: World, i: int, s: Slot, rules) -> list[Outcome]:
+    if not alive(s):
+        # The last fd of the description is gone: epoll forgets it (RDY-OFD-2);
+        # a socket closed with unread data resets its peer (RDY-SRC-5).
+        unread = all_(s.kind == SOCK, s.rx > 0, s.peer)
+        s = replace(s, rx=0, peer_err=any_(s.peer_err, unread), **UNREGISTERED)
+        return ok(dequeue_all(w.put(i, s), ()), R.OFD_LAST_CLOSE, *ite(unread, (R.SRC_RESET,), ()))
+    return ok(w.put(i, s), *rules)
+
+
+def _close_requires(w: World, a) -> frozenset[str]:
+    # Closing an fd that is still registered is what the open-file-description
+    # rules are about; some reactors (selectors) forbid it.
+    return frozenset({"ofd"} if w.at(a["slot"]).reg else ())
+
+
+CLOSE_OURS = Action(
+    "close_ours",
+    (P_SLOT,),
+    lambda w, a, p: w.at(a["slot"]).ours,
+    lambda w, a, p: _close(w, a["slot"], replace(w.at(a["slot"]), ours=False), (R.OFD_KEEPS,)),
+    requires=_close_requires,
+    doc="close() our registered fd (a dup may keep the file open).",
+)
+
+CLOSE_DUP = Action(
+    "close_dup",
+    (P_SLOT,),
+    lambda w, a, p: w.at(a["slot"]).dup,
+    lambda w, a, p: _close(w, a["slot"], replace(w.at(a["slot"]), dup=False), ()),
+    requires=lambda w, a: frozenset({"dup"}) | _close_requires(w, a),
+    doc="close() the dup.",
+)
+
+
+# poll ------------------------------------------------------------------------------
+
+
+def scan(w: World, m: int) -> tuple[tuple[int, ...], World]:
+    """One epoll_wait: scan the ready list from its head (ep_send_events).
+
+    Returns the reported slots, in order, and the state afterwards.
+    """
+    order = [j for _r, j in sorted((t.rank, j) for j, t in enumerate(w.slots) if t.queued)]
+    reported: list[int] = []
+    dropped: set[int] = set()
+    requeue: list[int] = []
+    for j in order:
+        if len(reported) >= m:
+            break  # the rest stay at the head, in order
+        s = w.at(j)
+        dropped.add(j)
+        if not reportable(s):
+            continue  # not ready: dropped from the list
+        reported.append(j)
+        if s.oneshot:
+            w = w.put(j, replace(s, armed=False))
+        elif not s.et:
+            requeue.append(j)  # level-triggered: back to the tail
+    w = dequeue_all(w, dropped)
+    for j in requeue:
+        w = enqueue(w, j)
+    return tuple(reported), w
+
+
+def poll_event(i: int, s: Slot) -> tuple[int, int, int]:
+    return (i, s.token, revents(s))
+
+
+def poll_outcomes(w: World, a, p: Profile) -> list[Outcome]:
+    m = a["max_events"]
+    if m < 1:
+        return [Outcome(("err", "EINVAL"), w, (R.POLL_EINVAL,))]
+    reported, after = scan(w, m)
+    obs = tuple(sorted(poll_event(i, w.at(i)) for i in reported))
+    return [Outcome(obs, after, _poll_rules(w, reported, m))]
+
+
+def _poll_rules(w: World, reported, m) -> tuple[str, ...]:
+    rules = [R.POLL_CAP, R.EV_TOKEN, R.EV_FLAGS, R.EV_NOT_READY, R.EV_ONE_PER_REG]
+    ready = [i for i, s in enumerate(w.slots) if reportable(s)]
+    if len(ready) > m:
+        rules += [R.POLL_FILL, R.POLL_FAIR]
+    for i in reported:
+        s = w.at(i)
+        rev = revents(s)
+        rules.append(R.LT_REPORT if not s.et else R.ET_ONCE)
+        if s.oneshot:
+            rules.append(R.ONESHOT_ONCE)
+        if rev & HUP:
+            rules.append(R.HUP_ALWAYS)
+        if rev & ERR:
+            rules.append(R.ERR_ALWAYS)
+        if rev & RDHUP:
+            rules.append(R.RDHUP_ASKED)
+        if s.et and (rev & (IN | OUT)) == IN | OUT:
+            rules.append(R.ET_WHOLE_READINESS)
+        if not s.ours and s.dup:
+            rules.append(R.OFD_KEEPS)
+    for s in w.slots:
+        if s.reg and not s.armed:
+            rules.append(R.ONESHOT_ONCE)
+        if s.reg and s.et and s.armed and not s.queued and revents(s):
+            rules.append(R.ET_ONCE)
+    return tuple(dict.fromkeys(rules))
+
+
+def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
+    """Name the rules an observed poll result breaks."""
+    m = a["max_events"]
+    if m < 1:
+        return (R.POLL_EINVAL,)
+    if not isinstance(obs, tuple) or (obs and isinstance(obs[0], str)):
+        return (R.POLL_CAP,)
+    reported, _after = scan(w, m)
+    expected = {w.at(i).token: revents(w.at(i)) for i in reported}
+    got: dict[int, list[int]] = {}
+    for event in obs:
+        got.setdefault(event[-2], []).append(event[-1])
+    broken: list[str] = []
+    if len(obs) > m:
+        broken.append(R.POLL_CAP)
+    for token, flagses in got.items():
+        regs = [s for s in w.slots if s.reg and s.token == token]
+        if len(flagses) > max(1, len(regs)):
+            broken.append(R.EV_ONE_PER_REG)
+        if not regs:
+            broken.append(R.CTL_DEREGISTER)
+            continue
+        if token in expected:
+            for flags in flagses:
+                diff = flags ^ expected[token]
+                for bit, rid in ((HUP, R.HUP_ALWAYS), (ERR, R.ERR_ALWAYS), (RDHUP, R.RDHUP_ASKED)):
+                    if diff & bit:
+                        broken.append(rid)
+                if diff:
+                    broken.append(R.ET_WHOLE_READINESS if any(s.et for s in regs) and diff & (IN | OUT) else R.EV_FLAGS)
+            continue
+        for s in regs:
+            if not s.armed:
+                broken.append(R.ONESHOT_ONCE)
+            elif not revents(s):
+                broken.append(R.EV_NOT_READY)
+            elif s.et and not s.queued:
+                broken.append(R.ET_ONCE)
+            else:
+                broken.append(R.POLL_FAIR)
+    for token in expected:
+        if token in got:
+            continue
+        s = next(s for i, s in enumerate(w.slots) if i in reported and s.token == token)
+        if len(obs) >= m:
+            broken.append(R.POLL_FAIR)
+        elif not s.et:
+            broken.append(R.LT_REPORT)
+        else:
+            broken.append(R.ET_EVERY_WRITE if s.rx > 0 and s.kind != PIPE_W else R.ET_DRAIN)
+        if s.oneshot:
+            broken.append(R.ONESHOT_REARM)
+        if not s.ours and s.dup:
+            broken.append(R.OFD_KEEPS)
+    if len(obs) < min(m, len(reported)):
+        broken.append(R.POLL_FILL)
+    return tuple(dict.fromkeys(broken)) or (R.EV_NOT_READY,)
+
+
+POLL = Action(
+    "poll",
+    (Param("max_events", MAX_EVENTS),),
+    lambda w, a, p: True,
+    poll_outcomes,
+    explain=poll_explain,
+    weight=5,
+    requires=lambda w, a: frozenset(
+        {"errors"} if a["max_events"] < 1 else {"cap"} if a["max_events"] < SLOTS else ()
+    ),
+    doc="epoll_wait(max_events, timeout 0).",
+)
+
+
+# ------------------------------------------------------------------- profiles
+
+PROFILES = (
+    Profile(
+        R.LINUX,
+        R.AREA,
+        "Linux epoll exactly, as measured on Linux 6.x: no spurious events, event flags exact, every write an edge.",
+        {"exact": True},
+    ),
+)
+
+
+# ----------------------------------------------------------------- invariants
+
+
+def _inv_disarmed_not_queued(w: World, p) -> bool:
+    return all(any_(s.armed, not_(s.queued)) or not s.reg for s in w.slots)
+
+
+def _inv_unregistered_clean(w: World, p) -> bool:
+    return all(any_(s.reg, all_(not_(s.queued), not_(s.armed))) for s in w.slots)
+
+
+def _inv_ranks(w: World, p) -> bool:
+    ranks = sorted(s.rank for s in w.slots if s.queued)
+    return ranks == list(range(len(ranks)))
+
+
+def _inv_dead_unregistered(w: World, p) -> bool:
+    return all(any_(alive(s), not_(s.reg)) for s in w.slots)
+
+
+INVARIANTS = (
+    Invariant(R.ONESHOT_ONCE, _inv_disarmed_not_queued, "A disarmed oneshot registration is not on the ready list."),
+    Invariant(R.POLL_FAIR, _inv_ranks, "The ready list's positions are 0..k-1."),
+    Invariant(R.CTL_DEREGISTER, _inv_unregistered_clean, "An unregistered slot has no queued edge and is not armed."),
+    Invariant(R.OFD_LAST_CLOSE, _inv_dead_unregistered, "A source with no open fd has no registration."),
+)
+
+
+def describe(w: World) -> str:
+    parts = []
+    for i, s in enumerate(w.slots):
+        if s.kind == NONE:
+            continue
+        fds = "+".join(x for x, on in (("ours", s.ours), ("dup", s.dup), ("peer", s.peer)) if on) or "closed"
+        text = f"[{i}] {KIND_NAMES[s.kind]} {fds}"
+        if s.peer_shut:
+            text += " peer-shut"
+        if s.rx:
+            text += f" rx={s.rx}"
+        if s.tx:
+            text += f" tx={s.tx}"
+        if s.full:
+            text += " full"
+        if s.err:
+            text += " err"
+        text += f" ready={flag_names(readiness(s))}"
+        if s.reg:
+            interest = ("r" if s.r else "") + ("w" if s.w else "") + ("+rdhup" if s.rdhup else "")
+            mode = ("et" if s.et else "lt") + ("/oneshot" if s.oneshot else "")
+            text += f" reg(token={s.token} {interest} {mode}"
+            text += "" if s.armed else " disarmed"
+            text += f" queued#{s.rank}" if s.queued else ""
+            text += ")"
+        parts.append(text)
+    return "; ".join(parts) or "(no sources)"
+
+
+def show(obs) -> str:
+    """An observation as text: "ok", "n 3", "err EAGAIN", "[token 1: IN|OUT]"."""
+    if isinstance(obs, tuple) and obs and isinstance(obs[0], str):
+        return " ".join(str(x) for x in obs)
+    if isinstance(obs, tuple):
+        if not obs:
+            return "no events"
+        return "[" + ", ".join(f"token {e[-2]}: {flag_names(e[-1])}" for e in obs) + "]"
+    return repr(obs)
+
+
+MACHINE = Machine(
+    area=R.AREA,
+    init=lambda p: World(tuple(Slot() for _ in range(SLOTS))),
+    actions=(
+        CREATE,
+        REGISTER,
+        REREGISTER,
+        DEREGISTER,
+        WRITE_PEER,
+        READ_OURS,
+        WRITE_OURS,
+        FILL_OURS,
+        READ_PEER,
+        DRAIN_PEER,
+        SHUTDOWN_PEER,
+        CLOSE_PEER,
+        DUP_OURS,
+        CLOSE_OURS,
+        CLOSE_DUP,
+        POLL,
+    ),
+    profiles=PROFILES,
+    invariants=INVARIANTS,
+    default_profile=R.LINUX,
+    describe=describe,
+    show=show,
+)
