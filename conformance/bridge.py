@@ -99,7 +99,8 @@ def build(
                 continue
             if any(not action.requires(s, args) <= features for s in beliefs):
                 continue
-            out.append(tuple(sorted(args.items())))
+            # Weighted values are offered several times (a sampling hint only).
+            out.extend([tuple(sorted(args.items()))] * action.arg_weight(args))
         return tuple(out)
 
     class SpecMachine(RuleBasedStateMachine):

@@ -26,9 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("areas", nargs="*", metavar="AREA", help="areas to check (default: all)")
     run.add_argument("--target", "-t", default="impl", help="built-in target name or module:attribute (default: impl)")
     run.add_argument("--profile", "-p", default=None, help="spec profile (default: the area's default)")
-    run.add_argument("--max-examples", "-n", type=_positive, default=200, help="Hypothesis examples per area (default 200)")
+    run.add_argument("--max-examples", "-n", type=_positive, default=500, help="Hypothesis examples per area (default 500)")
     run.add_argument("--steps", type=_positive, default=40, help="maximum steps per example (default 40)")
     run.add_argument("--seed", type=int, default=None, help="seed for a reproducible search")
+    run.add_argument("--shrink", action="store_true", help="also let Hypothesis shrink (slower; the trace is minimized anyway)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
     rules = sub.add_parser("rules", help="list the spec's rules")
@@ -98,6 +99,7 @@ def cmd_run(args) -> int:
                 steps=args.steps,
                 seed=args.seed,
                 progress=progress,
+                shrink=args.shrink,
             )
         except UsageError as e:
             raise _Usage(str(e)) from None

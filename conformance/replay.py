@@ -89,3 +89,75 @@ class ModelTarget(Target):
 
     def project(self, state, action, obs):
         return self._project(state, action, obs) if self._project else obs
+
+
+def minimize(
+    machine: Machine,
+    profile: Profile,
+    target_cls: type[Target],
+    steps: list[tuple[str, Mapping[str, Any]]],
+    rules: Iterable[str],
+) -> Replay | None:
+    """Delete steps while the replay still breaks one of ``rules``.
+
+    A delta-debugging pass on the trace itself, cheap because a replay needs
+    no search: delete blocks of steps (set-up that only works as a whole,
+    such as create/close/close, goes together), then try each parameter's
+    earlier domain values, to a fixpoint.  It runs after Hypothesis's own
+    shrinker, or instead of it.  Returns the shortest failing
+    replay found, or None if the trace no longer fails when replayed.
+    """
+    wanted = set(rules)
+
+    def attempt(candidate):
+        target = target_cls()
+        target.open()
+        try:
+            result = replay(machine, profile, target, candidate)
+        except NotEnabled:
+            return None
+        finally:
+            target.close()
+        if result.ok or not (set(result.violated) & wanted):
+            return None
+        return result
+
+    best = attempt(steps)
+    if best is None:
+        return None
+    current = [(s.action, s.args) for s in best.steps]
+    changed = True
+    while changed:
+        changed = False
+        # Blocks first: set-up that only works as a whole (create, close,
+        # close) must go together.
+        for size in (4, 3, 2, 1):
+            for i in range(len(current) - 1 - size, -1, -1):
+                candidate = current[:i] + current[i + size :]
+                result = attempt(candidate)
+                if result is not None:
+                    best = result
+                    current = [(s.action, s.args) for s in result.steps]
+                    changed = True
+                    break
+            if changed:
+                break
+        if changed:
+            continue
+        # Then simpler arguments: each parameter's earlier domain values.
+        for i, (name, args) in enumerate(current):
+            for param in machine.action(name).params:
+                domain = param.domain
+                for value in domain[: domain.index(args[param.name])]:
+                    candidate = current[:i] + [(name, dict(args, **{param.name: value}))] + current[i + 1 :]
+                    result = attempt(candidate)
+                    if result is not None and len(result.steps) <= len(current):
+                        best = result
+                        current = [(s.action, s.args) for s in result.steps]
+                        changed = True
+                        break
+                if changed:
+                    break
+            if changed:
+                break
+    return best

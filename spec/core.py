@@ -167,10 +167,18 @@ class Profile:
 
 @dataclass(frozen=True)
 class Param:
-    """A typed action parameter with a small finite domain."""
+    """A typed action parameter with a small finite domain.
+
+    ``weights`` (one small int per value) only hints how often a search
+    should try each value; the first value is the one shrinking prefers.
+    """
 
     name: str
     domain: tuple
+    weights: tuple[int, ...] | None = None
+
+    def weight(self, value) -> int:
+        return 1 if self.weights is None else self.weights[self.domain.index(value)]
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,12 @@ class Action:
     def all_args(self) -> list[dict[str, Any]]:
         names = [p.name for p in self.params]
         return [dict(zip(names, values)) for values in itertools.product(*(p.domain for p in self.params))]
+
+    def arg_weight(self, args: Mapping[str, Any]) -> int:
+        w = 1
+        for p in self.params:
+            w *= p.weight(args[p.name])
+        return w
 
     def violated_rules(self, state, args, profile: Profile, obs) -> tuple[str, ...]:
         if self.explain is not None:

@@ -70,7 +70,7 @@ EVENTFD_MAX = 0xFFFFFFFFFFFFFFFE
 SLOTS = 3
 TOKENS = (0, 1, 2)
 SIZES = (1, 3, 64)
-MAX_EVENTS = (0, 1, 2, 8)
+MAX_EVENTS = (0, 1, 2, 8)  # 0 is EINVAL; 8 is more than there are slots
 INTERESTS = ("r", "w", "rw")
 MODES = ("lt", "et")
 
@@ -314,6 +314,7 @@ REGISTER = Action(
     rules=(R.CTL_EEXIST, R.CTL_EBADF, R.CTL_EPERM),
     requires=register_requires,
     doc="epoll_ctl(EPOLL_CTL_ADD) of our fd with a token, an interest and a mode.",
+    weight=4,
 )
 
 
@@ -350,6 +351,7 @@ REREGISTER = Action(
     rules=(R.CTL_ENOENT, R.CTL_EBADF, R.CTL_EPERM),
     requires=reregister_requires,
     doc="epoll_ctl(EPOLL_CTL_MOD): new token, interest and mode; re-arms a oneshot registration.",
+    weight=2,
 )
 
 
@@ -394,6 +396,7 @@ WRITE_PEER = Action(
     lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK), w.at(a["slot"]).peer, alive(w.at(a["slot"]))),
     write_peer_outcomes,
     doc="The peer writes n bytes towards our end.",
+    weight=3,
 )
 
 
@@ -424,6 +427,7 @@ READ_OURS = Action(
     lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK, EVENTFD), alive(w.at(a["slot"]))),
     read_ours_outcomes,
     doc="We read up to n bytes (an eventfd read takes the whole counter).",
+    weight=2,
 )
 
 
@@ -449,6 +453,7 @@ WRITE_OURS = Action(
     lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK, EVENTFD), alive(w.at(a["slot"]))),
     write_ours_outcomes,
     doc="We write n bytes (to an eventfd: add n).",
+    weight=2,
 )
 
 
@@ -694,6 +699,7 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
     for event in obs:
         got.setdefault(event[-2], []).append(event[-1])
     broken: list[str] = []
+    renamed: set[int] = set()
     if len(obs) > m:
         broken.append(R.POLL_CAP)
     for token, flagses in got.items():
@@ -701,7 +707,9 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
         if len(flagses) > max(1, len(regs)):
             broken.append(R.EV_ONE_PER_REG)
         if not regs:
-            broken.append(R.CTL_DEREGISTER)
+            missing = [t for t, f in expected.items() if t not in got and f in flagses]
+            renamed.update(missing)
+            broken.append(R.EV_TOKEN if missing else R.CTL_DEREGISTER)
             continue
         if token in expected:
             for flags in flagses:
@@ -722,7 +730,7 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
             else:
                 broken.append(R.POLL_FAIR)
     for token in expected:
-        if token in got:
+        if token in got or token in renamed:
             continue
         s = next(s for i, s in enumerate(w.slots) if i in reported and s.token == token)
         if len(obs) >= m:
@@ -742,7 +750,7 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
 
 POLL = Action(
     "poll",
-    (Param("max_events", MAX_EVENTS),),
+    (Param("max_events", MAX_EVENTS, weights=(1, 4, 4, 4)),),
     lambda w, a, p: True,
     poll_outcomes,
     explain=poll_explain,

@@ -1,0 +1,91 @@
+"""`asyncspec bench`: speed, as ratios against peers measured in the same run.
+
+* conformance steps per second of the readiness machine (model + kernel,
+  against `impl`, and against `stdlib-epoll` for comparison);
+* the cost of one `Poll.poll` returning one ready event, relative to
+  `select.epoll.poll` on the same kind of source in the same process.
+
+Timings are medians of several repeats; only the ratios are meant to be
+compared across machines.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import statistics
+import time
+
+
+def _median_ns_per_call(fn, calls: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        fn(calls)
+        samples.append((time.perf_counter_ns() - started) / calls)
+    return statistics.median(samples)
+
+
+def poll_cost(calls: int, repeats: int) -> tuple[float, float]:
+    """ns per poll (and reading its one event) with one ready level-triggered event: (ours, select.epoll)."""
+    from asyncspec import impl
+
+    efd = os.eventfd(1, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # readable, stays readable
+    try:
+        with impl.Poll() as poll:
+            poll.registry().register(efd, impl.Token(1), impl.Interest.READABLE, trigger=impl.Trigger.LEVEL)
+            events = impl.Events(8)
+
+            # Both sides poll and read every returned event's token and flags.
+            def ours(n):
+                p, e = poll.poll, events
+                for _ in range(n):
+                    p(e, 0)
+                    for ev in e:
+                        ev.token, ev.raw
+
+            assert poll.poll(events, 0) == 1
+            ep = select.epoll()
+            try:
+                ep.register(efd, select.EPOLLIN)
+
+                def stdlib(n):
+                    p = ep.poll
+                    for _ in range(n):
+                        for fd, flags in p(0, 8):
+                            pass
+
+                assert len(ep.poll(0, 8)) == 1
+                # Interleave the two so drift affects both alike.
+                a, b = [], []
+                for _ in range(repeats):
+                    a.append(_median_ns_per_call(ours, calls, 1))
+                    b.append(_median_ns_per_call(stdlib, calls, 1))
+                return statistics.median(a), statistics.median(b)
+            finally:
+                ep.close()
+    finally:
+        os.close(efd)
+
+
+def conformance_rate(target: str, examples: int) -> tuple[float, int]:
+    from .runner import run
+
+    res = run("readiness", target, max_examples=examples, seed=0)
+    if not res.ok:
+        raise SystemExit(f"bench: {target} failed conformance; fix that first")
+    return res.recorder.steps / res.seconds, res.recorder.steps
+
+
+def main(quick: bool = False) -> int:
+    calls, repeats, examples = (2000, 3, 30) if quick else (20000, 7, 300)
+    print("asyncspec bench" + (" (quick)" if quick else ""))
+    ours, peer = poll_cost(calls, repeats)
+    print(f"  Poll.poll, 1 ready event:        impl {ours:8.0f} ns   select.epoll {peer:8.0f} ns   ratio {ours / peer:5.2f}x")
+    rate_impl, steps_impl = conformance_rate("impl", examples)
+    rate_std, steps_std = conformance_rate("stdlib-epoll", examples)
+    print(
+        f"  readiness conformance steps/s:   impl {rate_impl:8.0f}      stdlib-epoll {rate_std:8.0f}      "
+        f"ratio {rate_impl / rate_std:5.2f}x   ({steps_impl} and {steps_std} steps)"
+    )
+    return 0
