@@ -365,8 +365,9 @@ int asr_ctl_del(int epfd, int fd)
 }
 
 /* Wait for at most `cap` events; timeout_ms < 0 blocks, 0 does not.  EINTR is
- * retried only for timeouts 0 and infinite; a finite wait returns -EINTR so
- * the caller can recompute what is left of its timeout. */
+ * retried here only for timeout 0; a blocking wait returns -EINTR so the
+ * caller can run its signal handlers (which may raise) and wait again with
+ * what is left of its timeout. */
 int asr_poll_wait(int epfd, struct asr_event *out, int cap, int timeout_ms)
 {
     struct epoll_event *raw = (struct epoll_event *)(void *)out;
@@ -375,7 +376,7 @@ int asr_poll_wait(int epfd, struct asr_event *out, int cap, int timeout_ms)
         timeout_ms = -1;
     do {
         n = epoll_wait(epfd, raw, cap, timeout_ms);
-    } while (n < 0 && errno == EINTR && timeout_ms <= 0);
+    } while (n < 0 && errno == EINTR && timeout_ms == 0);
     if (n < 0)
         return -errno;
     /* Widen in place from the last record down: record i of the source

@@ -90,12 +90,10 @@ also while another thread is blocked in `Poll.poll` (which releases the GIL).
 An `Events` buffer belongs to one polling thread.  Do not close a `Poll`,
 `Registry` or `Waker` while another thread is using it.
 
-Signals: a poll with a finite timeout that is interrupted by a signal is
-retried with the remaining time after Python's signal handlers have run (a
-handler that raises ends the poll with its exception, PEP 475).  With
-`timeout=None` (and 0) the C layer retries EINTR itself, so a Python signal
-handler (e.g. KeyboardInterrupt) runs only once the poll returns; use a Waker
-(or a finite timeout) to get control back.
+Signals: a blocking poll interrupted by a signal lets Python's signal
+handlers run, then waits again (with the remaining time, for a finite
+timeout); a handler that raises, such as Ctrl-C's KeyboardInterrupt, ends
+the poll with its exception (PEP 475).
 
 Resources: `Poll`, `Registry` clones and `Waker` own file descriptors, all
 close-on-exec.  Close them with `close()` (idempotent) or a `with` block; the
@@ -358,9 +356,13 @@ class Event:
 
 
 class Events:
-    """A reusable buffer that `Poll.poll` fills with up to `capacity` events."""
+    """A reusable buffer that `Poll.poll` fills with up to `capacity` events.
 
-    __slots__ = ("_capacity", "_buf", "_events")
+    The kernel's records stay in the buffer; `Event` objects are made when
+    first looked at, once per poll (a poll nobody reads costs no objects).
+    """
+
+    __slots__ = ("_capacity", "_cap", "_buf", "_n", "_events")
 
     def __init__(self, capacity: int):
         if isinstance(capacity, bool) or not isinstance(capacity, int):
@@ -368,35 +370,45 @@ class Events:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self._capacity = capacity
+        self._cap = min(capacity, _INT_MAX)  # what one epoll_wait may return
         self._buf = ffi.new("struct asr_event[]", capacity)
-        self._events: list[Event] = []
+        self._n = 0
+        self._events: list[Event] | None = []
 
     @property
     def capacity(self) -> int:
         return self._capacity
 
     def clear(self) -> None:
-        self._events.clear()
+        self._n = 0
+        self._events = []
 
     def is_empty(self) -> bool:
-        return not self._events
+        return self._n == 0
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._n
+
+    def _list(self) -> list[Event]:
+        events = self._events
+        if events is None:
+            buf = self._buf
+            new_token = int.__new__  # the kernel hands back our own u64s: no range check needed
+            events = self._events = [Event(new_token(Token, buf[i].token), buf[i].events) for i in range(self._n)]
+        return events
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(list(self._events))
+        return iter(self._list())
 
     def __getitem__(self, index: int) -> Event:
-        return self._events[index]
+        return self._list()[index]
 
     def _fill(self, n: int) -> None:
-        buf = self._buf
-        new_token = int.__new__  # the kernel hands back our own u64s: no range check needed
-        self._events = [Event(new_token(Token, buf[i].token), buf[i].events) for i in range(n)]
+        self._n = n
+        self._events = None
 
     def __repr__(self) -> str:
-        return f"Events(capacity={self._capacity}, {self._events!r})"
+        return f"Events(capacity={self._capacity}, {self._list()!r})"
 
 
 def _timeout_ms(timeout) -> int:
@@ -520,12 +532,20 @@ class Poll:
         `timeout` in seconds: None or -1 blocks until an event, 0 returns at
         once, otherwise waits at most that long (rounded up to milliseconds).
         """
-        if not isinstance(events, Events):
+        if type(events) is not Events and not isinstance(events, Events):
             raise TypeError(f"events must be an Events, not {type(events).__name__}")
-        ms = _timeout_ms(timeout)
+        # The common timeouts first: no conversion needed.
+        if timeout is None:
+            ms = -1
+        elif timeout == 0 and type(timeout) is int:
+            ms = 0
+        else:
+            ms = _timeout_ms(timeout)
         events.clear()
-        pfd = self._fd.get()
-        cap = min(events._capacity, _INT_MAX)
+        pfd = self._fd.fd
+        if pfd < 0:
+            pfd = self._fd.get()  # raises: closed
+        cap = events._cap
         deadline = None
         while True:
             n = lib.asr_poll_wait(pfd, events._buf, cap, ms)
@@ -535,11 +555,12 @@ class Poll:
             if n != -_errno.EINTR:
                 hint = f" (events capacity is {cap})" if n == -_errno.EINVAL else ""
                 raise OSError(-n, f"poll: epoll_wait on fd {pfd} failed: {os.strerror(-n)}{hint}")
-            # A finite wait interrupted by a signal: Python's handlers have had
-            # their chance to run (and raise) on return; retry with the rest.
-            if deadline is None:
-                deadline = time.monotonic() + ms / 1000.0
-            ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            # Interrupted by a signal: Python's handlers have had their chance
+            # to run (and raise) on return; wait again with what is left.
+            if ms > 0:
+                if deadline is None:
+                    deadline = time.monotonic() + ms / 1000.0
+                ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
             pfd = self._fd.get()
 
     def close(self) -> None:

@@ -533,23 +533,48 @@ def test_finite_poll_raising_signal_handler_propagates():
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
-def test_infinite_poll_defers_signal_handlers_until_woken():
-    """timeout=None retries EINTR in C: Python handlers run only after the poll."""
+def test_infinite_poll_runs_signal_handlers_while_blocked():
+    """timeout=None: a signal handler runs during the wait (not after it), and
+    the poll then goes on waiting (PEP 475)."""
     fired = []
     old = signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
     with Poll() as p, Waker(p.registry(), 1) as waker:
         timer = threading.Timer(0.3, waker.wake)
         try:
+            started = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, 0.05)
             timer.start()
             assert p.poll(Events(4), None) == 1
             returned = time.monotonic()
-            assert fired == [] or fired[0] >= returned - 0.01
+            assert fired and fired[0] < started + 0.25 < returned
         finally:
             timer.cancel()
             timer.join(5)
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
+def test_infinite_poll_raising_signal_handler_propagates():
+    """A handler that raises (like Ctrl-C's KeyboardInterrupt) ends an infinite poll."""
+
+    class Boom(Exception):
+        pass
+
+    def handler(*a):
+        raise Boom
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        with Poll() as p:
+            t = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            with pytest.raises(Boom):
+                p.poll(Events(4), None)
+            assert time.monotonic() - t < 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 # --------------------------------------------------------------------------
