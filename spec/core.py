@@ -203,7 +203,8 @@ class Action:
     ``accepts(state, args, profile, obs)``, where given, decides membership
     directly for actions whose outcome set is too large to list (a loose
     profile that allows spurious events): it returns the allowed
-    (next state, rules) pairs for ``obs``, empty when ``obs`` is not allowed.
+    (next state, rules) pairs for ``obs``, empty when ``obs`` is not allowed,
+    or None to let the listed outcomes decide (in stricter profiles).
     """
 
     name: str
@@ -319,12 +320,18 @@ def check_step(
     allowed: list[Hashable] = []
     beliefs = list(beliefs)
     for s in beliefs:
-        if action.accepts is not None:
-            for n, rules in action.accepts(s, args, profile, obs):
+        accepted = None if action.accepts is None else action.accepts(s, args, profile, obs)
+        if accepted is not None:
+            for n, rules in accepted:
                 nxt.add(n)
                 for r in rules:
                     if r not in matched:
                         matched.append(r)
+            # The listed outcomes still serve as examples in reports.
+            for o in action.outcomes(s, args, profile):
+                seen = project(s, action.name, o.obs)
+                if seen not in allowed:
+                    allowed.append(seen)
             continue
         for o in action.outcomes(s, args, profile):
             seen = project(s, action.name, o.obs)

@@ -50,6 +50,17 @@ def test_broken_reactor_is_caught(name, rule):
         assert again.violated == res.failure.rules
 
 
+def test_portable_profile():
+    for target in ("impl", "stdlib-epoll"):
+        res = run("readiness", target, profile="portable", max_examples=100, seed=2)
+        assert res.ok, res.failure
+    # Edge delivered as level is only spurious events: portable allows it ...
+    assert run("readiness", "broken_reactors:EdgeAsLevel", profile="portable", max_examples=150, seed=2).ok
+    # ... but a oneshot that keeps firing is caught there too.
+    res = run("readiness", "broken_reactors:OneshotNeverDisarms", profile="portable", max_examples=1000)
+    assert res.failure is not None and "RDY-ONESHOT-1" in res.failure.rules
+
+
 def test_usage_errors():
     with pytest.raises(UsageError, match="unknown readiness target 'nope'"):
         run("readiness", "nope")

@@ -178,11 +178,20 @@ def dequeue_all(w: World, gone) -> World:
     return World(slots)
 
 
-def wake(w: World, i: int, key: int) -> World:
-    """A wake-up of slot ``i``'s wait queue with ``key`` (RDY-ET-4)."""
+def wake(w: World, i: int, key: int, p: Profile, before: Slot) -> World:
+    """A wake-up of slot ``i``'s wait queue with ``key`` (RDY-ET-4).
+
+    ``before`` is the slot before the operation.  Linux queues on every
+    wake-up whose key meets the interest (RDY-ET-2, RDY-ET-4).  What every
+    platform promises is less (RDY-ET-6): only a change from not ready to
+    ready in the key's direction, or a hang-up, must produce an event; in the
+    portable profile other wake-ups queue nothing (an event for them would be
+    allowed anyway, as a spurious one).
+    """
     s = w.at(i)
     hit = all_(s.reg, s.armed, any_(key == KEY_ALL, (key & mask(s)) != 0))
-    return ite(hit, enqueue(w, i), w)
+    new_edge = any_(key == KEY_ALL, (revents(before) & key) == 0)
+    return ite(all_(hit, any_(p.exact, new_edge)), enqueue(w, i), w)
 
 
 def wake_rules(s: Slot, key: int) -> tuple[str, ...]:
@@ -288,10 +297,20 @@ def register_outcomes(w: World, a, p) -> list[Outcome]:
     i = a["slot"]
     s = w.at(i)
     e = _ctl_error(s, "add")
+    if all_(e == "EEXIST", not_(p.exact)):
+        # kqueue's EV_ADD modifies an existing registration: either is portable.
+        return err(w, e, R.CTL_UNCHANGED) + reregister_outcomes(w, a, p)
+    if all_(e == "EPERM", not_(p.exact)):
+        # kqueue accepts regular files (always ready): either is portable.
+        return err(w, e, R.CTL_UNCHANGED) + _registered(w, i, s, a)
     if e:
         return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED) if e != "EEXIST" or not s.armed or not s.oneshot else err(
             w, e, R.CTL_EEXIST, R.ONESHOT_STAYS, R.CTL_UNCHANGED
         )
+    return _registered(w, i, s, a)
+
+
+def _registered(w: World, i: int, s: Slot, a) -> list[Outcome]:
     n = replace(s, reg=True, token=a["token"], armed=True, queued=False, rank=0, **_interest(a))
     # ep_insert polls the file: a ready source is queued at once (RDY-ET-5).
     ready = revents(n) != 0
@@ -322,6 +341,12 @@ def reregister_outcomes(w: World, a, p) -> list[Outcome]:
     i = a["slot"]
     s = w.at(i)
     e = _ctl_error(s, "mod")
+    if all_(e == "ENOENT", not_(p.exact)):
+        # kqueue has no "modify only": reregister may register.
+        return err(w, e, R.CTL_UNCHANGED) + register_outcomes(w, a, p)
+    if all_(e == "EPERM", not_(p.exact)):
+        # kqueue accepts regular files: an unregistered one is ENOENT there.
+        return err(w, e, R.CTL_UNCHANGED) + err(w, "ENOENT", R.CTL_UNCHANGED)
     if e:
         return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
     was_disarmed = s.oneshot and not s.armed
@@ -359,6 +384,8 @@ def deregister_outcomes(w: World, a, p) -> list[Outcome]:
     i = a["slot"]
     s = w.at(i)
     e = _ctl_error(s, "del")
+    if all_(e == "EPERM", not_(p.exact)):
+        return err(w, e, R.CTL_UNCHANGED) + err(w, "ENOENT", R.CTL_UNCHANGED)
     if e:
         return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
     rules = [R.CTL_DEREGISTER] + ([R.ONESHOT_STAYS] if s.oneshot and not s.armed else [])
@@ -385,7 +412,7 @@ def write_peer_outcomes(w: World, a, p) -> list[Outcome]:
     if s.peer_shut:
         return [Outcome(("err", "EPIPE"), w, (R.SRC_EPIPE,))]
     # Every write is a new edge for the reader (RDY-ET-2).
-    nxt = wake(w.put(i, replace(s, rx=s.rx + n)), i, IN)
+    nxt = wake(w.put(i, replace(s, rx=s.rx + n)), i, IN, p, s)
     rules = (R.SRC_WRITE,) + ite(all_(s.rx > 0, s.et), (R.ET_EVERY_WRITE,), ()) + wake_rules(s, IN)
     return [Outcome(("n", n), nxt, rules)]
 
@@ -407,7 +434,7 @@ def read_ours_outcomes(w: World, a, p) -> list[Outcome]:
         if any_(s.rx > 0, s.full):
             value = ite(s.full, EVENTFD_MAX, s.rx)
             # eventfd_read wakes writers with EPOLLOUT.
-            nxt = wake(w.put(i, replace(s, rx=0, full=False)), i, OUT)
+            nxt = wake(w.put(i, replace(s, rx=0, full=False)), i, OUT, p, s)
             return [Outcome(("n", value), nxt, (R.SRC_EVENTFD,) + wake_rules(s, OUT))]
         return [Outcome(("err", "EAGAIN"), w, (R.SRC_EVENTFD,))]
     if s.rx > 0:
@@ -438,7 +465,7 @@ def write_ours_outcomes(w: World, a, p) -> list[Outcome]:
         if s.full:
             return [Outcome(("err", "EAGAIN"), w, (R.SRC_EVENTFD,))]
         rules = (R.SRC_EVENTFD,) + ite(all_(s.rx > 0, s.et), (R.ET_EVERY_WRITE,), ()) + wake_rules(s, IN)
-        return [Outcome(("n", n), wake(w.put(i, replace(s, rx=s.rx + n)), i, IN), rules)]
+        return [Outcome(("n", n), wake(w.put(i, replace(s, rx=s.rx + n)), i, IN, p, s), rules)]
     if not s.peer:
         return [Outcome(("err", "EPIPE"), w, (R.SRC_EPIPE,))]
     if s.full:
@@ -461,7 +488,7 @@ def fill_ours_outcomes(w: World, a, p) -> list[Outcome]:
     i = a["slot"]
     s = w.at(i)
     if s.kind == EVENTFD:
-        return ok(wake(w.put(i, replace(s, full=True, rx=0)), i, IN), R.SRC_EVENTFD, *wake_rules(s, IN))
+        return ok(wake(w.put(i, replace(s, full=True, rx=0)), i, IN, p, s), R.SRC_EVENTFD, *wake_rules(s, IN))
     return ok(w.put(i, replace(s, full=True)), R.SRC_WRITE)
 
 
@@ -491,7 +518,7 @@ def read_peer_outcomes(w: World, a, p) -> list[Outcome]:
         if s.kind == SOCK:
             # Whether this read frees a whole skb (and wakes our writers with
             # EPOLLOUT) depends on how the kernel split our writes: both allowed.
-            out.append(Outcome(("n", k), wake(w.put(i, nxt), i, OUT), (R.SRC_WRITE,) + wake_rules(s, OUT)))
+            out.append(Outcome(("n", k), wake(w.put(i, nxt), i, OUT, p, s), (R.SRC_WRITE,) + wake_rules(s, OUT)))
         return out
     if not alive(s):
         return [Outcome(("n", 0), w, (R.SRC_READ,))]
@@ -518,9 +545,9 @@ def drain_peer_outcomes(w: World, a, p) -> list[Outcome]:
         return [Outcome(("err", "ECONNRESET"), w.put(i, nxt), (R.SRC_RESET,))]
     if s.full:
         # Space appears: our writers are woken with EPOLLOUT (RDY-ET-6).
-        return ok(wake(w.put(i, nxt), i, OUT), R.SRC_WRITE, R.ET_DRAIN, *wake_rules(s, OUT))
+        return ok(wake(w.put(i, nxt), i, OUT, p, s), R.SRC_WRITE, R.ET_DRAIN, *wake_rules(s, OUT))
     if all_(s.kind == SOCK, s.tx > 0):
-        return ok(w.put(i, nxt), R.SRC_WRITE) + ok(wake(w.put(i, nxt), i, OUT), R.SRC_WRITE, *wake_rules(s, OUT))
+        return ok(w.put(i, nxt), R.SRC_WRITE) + ok(wake(w.put(i, nxt), i, OUT, p, s), R.SRC_WRITE, *wake_rules(s, OUT))
     return ok(w.put(i, nxt), R.SRC_WRITE)
 
 
@@ -533,15 +560,17 @@ DRAIN_PEER = Action(
 )
 
 
+def shutdown_peer_outcomes(w: World, a, p) -> list[Outcome]:
+    i = a["slot"]
+    s = w.at(i)
+    return ok(wake(w.put(i, replace(s, peer_shut=True)), i, KEY_ALL, p, s), R.RDHUP_ASKED, R.EOF_READABLE)
+
+
 SHUTDOWN_PEER = Action(
     "shutdown_peer",
     (P_SLOT,),
     lambda w, a, p: all_(w.at(a["slot"]).kind == SOCK, w.at(a["slot"]).peer, not_(w.at(a["slot"]).peer_shut)),
-    lambda w, a, p: ok(
-        wake(w.put(a["slot"], replace(w.at(a["slot"]), peer_shut=True)), a["slot"], KEY_ALL),
-        R.RDHUP_ASKED,
-        R.EOF_READABLE,
-    ),
+    shutdown_peer_outcomes,
     doc="The peer calls shutdown(SHUT_WR).",
 )
 
@@ -557,7 +586,7 @@ def close_peer_outcomes(w: World, a, p) -> list[Outcome]:
         unread = any_(s.tx > 0, s.full)
         nxt = replace(nxt, tx=0, full=False, err=unread)
         rules = rules + ((R.SRC_RESET,) if unread else ())
-    return ok(wake(w.put(i, nxt), i, KEY_ALL), *rules)
+    return ok(wake(w.put(i, nxt), i, KEY_ALL, p, s), *rules)
 
 
 CLOSE_PEER = Action(
@@ -748,12 +777,86 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
     return tuple(dict.fromkeys(broken)) or (R.EV_NOT_READY,)
 
 
+def poll_accepts(w: World, a, p: Profile, obs):
+    """Membership for the portable profile, where the outcome set is too
+    large to list: spurious events are allowed (RDY-EV-4), event order and
+    the ready-list rotation are not promised.  Returns None in linux-epoll
+    (the listed outcomes decide)."""
+    if p.exact:
+        return None
+    m = a["max_events"]
+    if m < 1:
+        # epoll says EINVAL; kevent with no room just returns nothing.
+        return [(w, (R.POLL_CAP,))] if obs in (("err", "EINVAL"), ()) else []
+    if not isinstance(obs, tuple) or (obs and isinstance(obs[0], str)):
+        return []
+    if len(obs) > m:
+        return []
+    required = [i for i, s in enumerate(w.slots) if reportable(s)]
+    results = []
+    # Give each event to a registration with its token that may report it:
+    # armed, and flags within what it listens for (kqueue may report the read
+    # and the write filter of one registration as two events).
+    options = []
+    for token, flags in obs:
+        fits = [i for i, s in enumerate(w.slots) if s.reg and s.armed and s.token == token and flags & ~mask(s) == 0]
+        if not fits:
+            return []
+        options.append(fits)
+    rules = (R.POLL_CAP, R.POLL_FILL, R.EV_SPURIOUS, R.EV_TOKEN, R.LT_REPORT, R.ET_DRAIN)
+    if any(s.reg and s.oneshot for s in w.slots):
+        rules += (R.ONESHOT_ONCE,)
+    seen = set()
+    for assign in _assignments(options):
+        counts = {i: assign.count(i) for i in set(assign)}
+        if any(c > 2 for c in counts.values()):
+            continue
+        reported = set(assign)
+        need = min(m, len(required))
+        if len(obs) < need or (len(required) <= m and not set(required) <= reported):
+            continue
+        nw = w
+        for i in reported:
+            s = nw.at(i)
+            if s.oneshot:
+                nw = nw.put(i, replace(s, armed=False))
+        gone = [i for i in reported if nw.at(i).et or nw.at(i).oneshot]
+        nw = dequeue_all(nw, gone)
+        stale = [i for i, s in enumerate(nw.slots) if s.queued and not reportable(s)]
+        for k in range(len(stale) + 1):
+            for drop in _subsets(stale, k):
+                n2 = dequeue_all(nw, drop)
+                if n2 not in seen:
+                    seen.add(n2)
+                    results.append((n2, rules))
+    return results
+
+
+def _assignments(options):
+    if not options:
+        yield ()
+        return
+    for first in options[0]:
+        for rest in _assignments(options[1:]):
+            yield (first,) + rest
+
+
+def _subsets(items, k):
+    if k == 0:
+        yield ()
+        return
+    for j in range(len(items)):
+        for rest in _subsets(items[j + 1 :], k - 1):
+            yield (items[j],) + rest
+
+
 POLL = Action(
     "poll",
     (Param("max_events", MAX_EVENTS, weights=(1, 4, 4, 4)),),
     lambda w, a, p: True,
     poll_outcomes,
     explain=poll_explain,
+    accepts=poll_accepts,
     weight=5,
     requires=lambda w, a: frozenset(
         {"errors"} if a["max_events"] < 1 else {"cap"} if a["max_events"] < SLOTS else ()
@@ -770,6 +873,13 @@ PROFILES = (
         R.AREA,
         "Linux epoll exactly, as measured on Linux 6.x: no spurious events, event flags exact, every write an edge.",
         {"exact": True},
+    ),
+    Profile(
+        R.PORTABLE,
+        R.AREA,
+        "What a cross-platform reactor may promise (mio's contract, epoll or kqueue): spurious events allowed, "
+        "no event order, a new edge only when a source goes from not ready to ready, EEXIST/ENOENT optional.",
+        {"exact": False},
     ),
 )
 

@@ -161,6 +161,7 @@ HUP_ALWAYS = _r(
     """EPOLLHUP is reported whatever the interest once the peer is gone: a
     pipe's read end after every write end closed, a socket after its peer
     closed.""",
+    profiles=[LINUX],
     source="epoll_ctl(2) EPOLLHUP ('epoll_wait will always wait for this event'); pipe(7); unix(7)",
     features=["flags"],
     measured="Linux 6.x: registered with events=0, a pipe read end reports HUP after the writer closes, a socket HUP after its peer closes; peer shutdown(SHUT_WR) alone gives no HUP.",
@@ -243,7 +244,6 @@ POLL_FILL = _r(
     """When more registrations are reportable than max_events, a poll returns
     exactly max_events of them.""",
     source="fs/eventpoll.c ep_send_events",
-    profiles=[LINUX],
     features=["cap"],
 )
 POLL_FAIR = _r(
@@ -261,6 +261,7 @@ POLL_FAIR = _r(
 POLL_EINVAL = _r(
     "RDY-POLL-4",
     """A poll with max_events < 1 fails with EINVAL and changes nothing.""",
+    profiles=[LINUX],
     source="epoll_wait(2) ERRORS EINVAL",
     features=["errors"],
 )
@@ -270,6 +271,7 @@ POLL_EINVAL = _r(
 CTL_EEXIST = _r(
     "RDY-CTL-1",
     """Registering an fd that is already registered fails with EEXIST.""",
+    profiles=[LINUX],
     source="epoll_ctl(2) ERRORS EEXIST",
     features=["errors"],
 )
@@ -277,6 +279,7 @@ CTL_ENOENT = _r(
     "RDY-CTL-2",
     """Reregistering or deregistering an fd that is not registered fails with
     ENOENT.""",
+    profiles=[LINUX],
     source="epoll_ctl(2) ERRORS ENOENT",
     features=["errors"],
 )
@@ -289,6 +292,7 @@ CTL_EBADF = _r(
 CTL_EPERM = _r(
     "RDY-CTL-4",
     """Registering a regular file fails with EPERM.""",
+    profiles=[LINUX],
     source="epoll_ctl(2) ERRORS EPERM",
     features=["errors"],
 )
