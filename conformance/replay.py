@@ -125,39 +125,25 @@ def minimize(
     best = attempt(steps)
     if best is None:
         return None
-    current = [(s.action, s.args) for s in best.steps]
-    changed = True
-    while changed:
-        changed = False
+    def candidates(current):
         # Blocks first: set-up that only works as a whole (create, close,
-        # close) must go together.
+        # close) must go together.  Never the last (failing) step.
         for size in (4, 3, 2, 1):
             for i in range(len(current) - 1 - size, -1, -1):
-                candidate = current[:i] + current[i + size :]
-                result = attempt(candidate)
-                if result is not None:
-                    best = result
-                    current = [(s.action, s.args) for s in result.steps]
-                    changed = True
-                    break
-            if changed:
-                break
-        if changed:
-            continue
+                yield current[:i] + current[i + size :]
         # Then simpler arguments: each parameter's earlier domain values.
         for i, (name, args) in enumerate(current):
             for param in machine.action(name).params:
-                domain = param.domain
-                for value in domain[: domain.index(args[param.name])]:
-                    candidate = current[:i] + [(name, dict(args, **{param.name: value}))] + current[i + 1 :]
-                    result = attempt(candidate)
-                    if result is not None and len(result.steps) <= len(current):
-                        best = result
-                        current = [(s.action, s.args) for s in result.steps]
-                        changed = True
-                        break
-                if changed:
-                    break
-            if changed:
+                for value in param.domain[: param.domain.index(args[param.name])]:
+                    yield current[:i] + [(name, dict(args, **{param.name: value}))] + current[i + 1 :]
+
+    current = [(s.action, s.args) for s in best.steps]
+    while True:
+        for candidate in candidates(current):
+            result = attempt(candidate)
+            if result is not None and len(result.steps) <= len(current):
+                best = result
+                current = [(s.action, s.args) for s in result.steps]
                 break
-    return best
+        else:
+            return best
