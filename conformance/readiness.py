@@ -29,6 +29,7 @@ import errno
 import fcntl
 import os
 import resource
+import select
 import socket
 import tempfile
 import threading
@@ -93,6 +94,12 @@ def _place(fd: int, number: int) -> int:
     os.dup2(fd, number, inheritable=False)
     os.close(fd)
     return number
+
+
+def _epoll_at(fd: int) -> "select.epoll":
+    """A throwaway select.epoll object for the epoll instance behind ``fd``
+    (it owns a dup, so closing it leaves ``fd`` alone)."""
+    return select.epoll.fromfd(os.dup(fd))
 
 
 # -------------------------------------------------------------------- sources
@@ -194,6 +201,18 @@ class LinuxSources(Target):
         elif k == M.EVENTFD:
             src.ours = _place(os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC), src.ours)
             src.ours_open = True
+        elif k in M.EPOLLS:
+            # An inner epoll instance at our number, with one eventfd (the
+            # child, kept at the peer's number) registered EPOLLIN in it.
+            ep = select.epoll()
+            try:
+                src.ours = _place(os.dup(ep.fileno()), src.ours)
+            finally:
+                ep.close()
+            src.peer = _place(os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC), src.peer)
+            src.ours_open = src.peer_open = True
+            with _epoll_at(src.ours) as inner:
+                inner.register(src.peer, select.EPOLLIN | (select.EPOLLET if k == M.EPOLL_ET else 0))
         elif k == M.FILE:
             fd, path = tempfile.mkstemp(prefix="asyncspec-")
             os.unlink(path)
@@ -226,12 +245,18 @@ class LinuxSources(Target):
 
     def do_read_ours(self, slot, n):
         src = self._src[slot]
+        if src.kind in M.EPOLLS:
+            with _epoll_at(src.live_fd()) as inner:
+                return ("n", len(inner.poll(0, 8)))
         if src.kind == M.EVENTFD:
             return ("n", os.eventfd_read(src.live_fd()))
         return ("n", len(os.read(src.live_fd(), n)))
 
     def do_write_ours(self, slot, n):
         src = self._src[slot]
+        if src.kind in M.EPOLLS:
+            os.eventfd_write(src.peer, n)
+            return ("n", n)
         if src.kind == M.EVENTFD:
             os.eventfd_write(src.live_fd(), n)
             return ("n", n)
@@ -305,6 +330,6 @@ class LinuxSources(Target):
 
 
 ALL_FEATURES = frozenset(
-    {"level", "edge", "oneshot", "rdhup", "flags", "errors", "cap", "dup", "ofd", "eventfd"}
+    {"level", "edge", "oneshot", "rdhup", "flags", "errors", "cap", "dup", "ofd", "eventfd", "nested"}
 )
 KNOWN_FLAGS = M.IN | M.PRI | M.OUT | M.ERR | M.HUP | M.RDHUP

@@ -18,7 +18,7 @@ from ..readiness import LinuxSources
 
 class Selectors(LinuxSources):
     name = "selectors"
-    features = frozenset({"level", "dup", "eventfd"})
+    features = frozenset({"level", "dup", "eventfd", "nested"})
     description = "selectors.DefaultSelector: level-triggered readable/writable only."
 
     def reactor_open(self):

@@ -7,7 +7,11 @@ end we register, "ours", and for pipes and sockets its "peer" end) and its
 registration, as small ints and bools:
 
     kind       NONE, PIPE_R (we hold the read end), PIPE_W (the write end),
-               SOCK (one end of an AF_UNIX stream socketpair), EVENTFD, FILE
+               SOCK (one end of an AF_UNIX stream socketpair), EVENTFD, FILE,
+               EPOLL_LT / EPOLL_ET (an inner epoll instance holding one
+               eventfd, the "child", registered EPOLLIN level- or
+               edge-triggered; rx is the child's counter, child_queued says
+               whether the child is on the inner instance's ready list)
     ours/dup   our registered fd is open / a dup of it is open
     peer       the peer end is open;  peer_shut: the peer did shutdown(SHUT_WR)
     rx         bytes we can read (eventfd: its counter)
@@ -59,8 +63,18 @@ FLAG_NAMES = ((IN, "IN"), (PRI, "PRI"), (OUT, "OUT"), (ERR, "ERR"), (HUP, "HUP")
 KEY_ALL = -1
 
 # Source kinds.
-NONE, PIPE_R, PIPE_W, SOCK, EVENTFD, FILE = range(6)
-KIND_NAMES = {NONE: "none", PIPE_R: "pipe_r", PIPE_W: "pipe_w", SOCK: "sock", EVENTFD: "eventfd", FILE: "file"}
+NONE, PIPE_R, PIPE_W, SOCK, EVENTFD, FILE, EPOLL_LT, EPOLL_ET = range(8)
+KIND_NAMES = {
+    NONE: "none",
+    PIPE_R: "pipe_r",
+    PIPE_W: "pipe_w",
+    SOCK: "sock",
+    EVENTFD: "eventfd",
+    FILE: "file",
+    EPOLL_LT: "epoll_lt",
+    EPOLL_ET: "epoll_et",
+}
+EPOLLS = (EPOLL_LT, EPOLL_ET)
 KIND_BY_NAME = {v: k for k, v in KIND_NAMES.items()}
 
 # The value an eventfd counter holds when written until EAGAIN (eventfd(2)).
@@ -91,6 +105,7 @@ class Slot:
     full: bool = False
     err: bool = False
     peer_err: bool = False
+    child_queued: bool = False
     reg: bool = False
     token: int = 0
     r: bool = False
@@ -142,6 +157,10 @@ def readiness(s: Slot) -> int:
         return bits((any_(s.rx > 0, eof), IN), (eof, RDHUP), (gone, HUP), (not_(s.full), OUT), (s.err, ERR))
     if s.kind == EVENTFD:
         return bits((any_(s.rx > 0, s.full), IN), (not_(s.full), OUT))
+    if s.kind in EPOLLS:
+        # fs/eventpoll.c ep_eventpoll_poll: readable while an entry on its
+        # ready list is really ready (RDY-NEST-1).
+        return bits((all_(s.child_queued, s.rx > 0), IN))
     return 0
 
 
@@ -282,11 +301,14 @@ def create_outcomes(w: World, a, p) -> list[Outcome]:
 
 CREATE = Action(
     "create",
-    (P_SLOT, Param("kind", ("pipe_r", "pipe_w", "sock", "eventfd", "file"))),
+    (P_SLOT, Param("kind", ("pipe_r", "pipe_w", "sock", "eventfd", "file", "epoll_lt", "epoll_et"))),
     create_pre,
     create_outcomes,
-    requires=lambda w, a: frozenset({"eventfd"} if a["kind"] == "eventfd" else {"errors"} if a["kind"] == "file" else ()),
-    doc="Open a new source in an empty slot (pipe: we keep the read or the write end; socketpair; eventfd; a regular file).",
+    requires=lambda w, a: frozenset(
+        {"eventfd"} if a["kind"] == "eventfd" else {"errors"} if a["kind"] == "file" else {"nested"} if "epoll" in a["kind"] else ()
+    ),
+    doc="Open a new source in an empty slot (pipe: we keep the read or the write end; socketpair; eventfd; a "
+    "regular file; an inner epoll instance with one eventfd registered in it).",
 )
 
 
@@ -430,6 +452,12 @@ WRITE_PEER = Action(
 def read_ours_outcomes(w: World, a, p) -> list[Outcome]:
     i, n = a["slot"], a["n"]
     s = w.at(i)
+    if s.kind in EPOLLS:
+        # epoll_wait on the inner instance: reports the child if ready; an
+        # edge-triggered child then leaves the inner ready list.
+        ready = all_(s.child_queued, s.rx > 0)
+        stays = all_(ready, s.kind == EPOLL_LT)
+        return [Outcome(("n", ite(ready, 1, 0)), w.put(i, replace(s, child_queued=stays)), (R.NEST_READABLE,))]
     if s.kind == EVENTFD:
         if any_(s.rx > 0, s.full):
             value = ite(s.full, EVENTFD_MAX, s.rx)
@@ -451,9 +479,9 @@ def read_ours_outcomes(w: World, a, p) -> list[Outcome]:
 READ_OURS = Action(
     "read_ours",
     (P_SLOT, P_N),
-    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK, EVENTFD), alive(w.at(a["slot"]))),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_R, SOCK, EVENTFD) + EPOLLS, alive(w.at(a["slot"]))),
     read_ours_outcomes,
-    doc="We read up to n bytes (an eventfd read takes the whole counter).",
+    doc="We read up to n bytes (an eventfd read takes the whole counter; an inner epoll: epoll_wait on it, observing how many events).",
     weight=2,
 )
 
@@ -461,6 +489,12 @@ READ_OURS = Action(
 def write_ours_outcomes(w: World, a, p) -> list[Outcome]:
     i, n = a["slot"], a["n"]
     s = w.at(i)
+    if s.kind in EPOLLS:
+        # A write to the child queues it on the inner list and wakes the
+        # inner instance's pollers with EPOLLIN, queued or not (RDY-NEST-2).
+        nxt = wake(w.put(i, replace(s, rx=s.rx + n, child_queued=True)), i, IN, p, s)
+        rules = (R.NEST_READABLE,) + ite(all_(s.reg, s.et, s.child_queued, s.rx > 0), (R.NEST_EDGE,), ())
+        return [Outcome(("n", n), nxt, rules)]
     if s.kind == EVENTFD:
         if s.full:
             return [Outcome(("err", "EAGAIN"), w, (R.SRC_EVENTFD,))]
@@ -477,9 +511,9 @@ def write_ours_outcomes(w: World, a, p) -> list[Outcome]:
 WRITE_OURS = Action(
     "write_ours",
     (P_SLOT, P_N),
-    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK, EVENTFD), alive(w.at(a["slot"]))),
+    lambda w, a, p: all_(w.at(a["slot"]).kind in (PIPE_W, SOCK, EVENTFD) + EPOLLS, alive(w.at(a["slot"]))),
     write_ours_outcomes,
-    doc="We write n bytes (to an eventfd: add n).",
+    doc="We write n bytes (to an eventfd: add n; to an inner epoll: add n to its child eventfd).",
     weight=2,
 )
 
@@ -813,7 +847,9 @@ def poll_accepts(w: World, a, p: Profile, obs):
             continue
         reported = set(assign)
         need = min(m, len(required))
-        if len(obs) < need or (len(required) <= m and not set(required) <= reported):
+        # No lost wake-up while there is room; a full poll may be taken up
+        # by spurious events (nothing portable promises fairness).
+        if len(obs) < need or (len(obs) < m and not set(required) <= reported):
             continue
         nw = w
         for i in reported:
@@ -929,6 +965,8 @@ def describe(w: World) -> str:
             text += " full"
         if s.err:
             text += " err"
+        if s.child_queued:
+            text += " child-queued"
         text += f" ready={flag_names(readiness(s))}"
         if s.reg:
             interest = ("r" if s.r else "") + ("w" if s.w else "") + ("+rdhup" if s.rdhup else "")

@@ -309,6 +309,30 @@ CTL_DEREGISTER = _r(
     source="epoll_ctl(2) EPOLL_CTL_DEL",
 )
 
+# -------------------------------------------------------------- nested epoll
+
+NEST_READABLE = _r(
+    "RDY-NEST-1",
+    """An epoll instance registered in another is readable exactly while it
+    has a ready registration to report: a level-triggered one keeps it
+    readable after its own poll, an edge-triggered one whose event that poll
+    delivered does not.""",
+    source="epoll(7) Q3 ('an epoll file descriptor itself ... is readable'); fs/eventpoll.c ep_eventpoll_poll",
+    profiles=[LINUX],
+    features=["nested"],
+    measured="Linux 6.x: inner pipe EPOLLIN LT: the outer keeps reporting the inner after inner polls; inner EPOLLET: after the inner poll delivered the edge, the outer reports nothing.",
+)
+NEST_EDGE = _r(
+    "RDY-NEST-2",
+    """Every wake-up of a registration inside the inner instance is a new edge
+    for the outer instance's registration of the inner one, even when the
+    inner instance already had events to report.""",
+    source="fs/eventpoll.c ep_poll_callback (wakes ep->poll_wait with EPOLLIN on every callback)",
+    profiles=[LINUX],
+    features=["nested", "edge"],
+    measured="Linux 6.x: outer EPOLLET on the inner epoll: a second pipe write with the first byte unread gives a second outer event.",
+)
+
 # ------------------------------------------------------ open file descriptions
 
 OFD_KEEPS = _r(
