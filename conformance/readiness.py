@@ -26,7 +26,6 @@ number of ours stays closed for the rest of the run.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import resource
 import select
@@ -121,6 +120,7 @@ class LinuxSources(Target):
     """Base of every readiness target running on Linux."""
 
     area = "readiness"
+    dialect = "epoll"
     slots = M.SLOTS
 
     def open(self) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed as hypothesis_seed, s
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
-from ..spec import RULES, machines
+from ..spec import RULES, machine_for
 from ..spec.core import Rule
 from . import targets as target_registry
 from .bridge import Recorder, Violation, build
@@ -72,11 +72,8 @@ def run(
     database=None,
     shrink: bool = False,
 ) -> RunResult:
-    all_machines = machines()
-    if area not in all_machines:
-        raise UsageError(f"unknown area {area!r} (known: {', '.join(sorted(all_machines))})")
-    machine = all_machines[area]
     try:
+        machine = machine_for(area, profile)
         prof = machine.profile(profile)
     except KeyError as e:
         raise UsageError(str(e.args[0])) from None
@@ -84,6 +81,12 @@ def run(
         target_cls = target_registry.load(target, area)
     except target_registry.UnknownTarget as e:
         raise UsageError(str(e)) from None
+    if machine.dialect and getattr(target_cls, "dialect", "") != machine.dialect:
+        raise UsageError(
+            f"profile {prof.name!r} is a {machine.dialect} machine and target {target!r} speaks "
+            f"{getattr(target_cls, 'dialect', '') or 'another protocol'}"
+            + (" (no kqueue target can run on Linux)" if machine.dialect == "kqueue" else "")
+        )
     why = target_cls.unavailable()
     if why:
         raise UsageError(f"target {target!r} is unavailable here: {why}")
@@ -161,7 +164,7 @@ def format_result(res: RunResult) -> str:
 
 def format_failure(v: Violation) -> str:
     def show(obs):
-        return _obs(obs, v.area)
+        return _obs(obs, v.area, v.profile)
 
     lines = [f"  Counterexample ({len(v.steps)} steps), target {v.target}, profile {v.profile}:"]
     for step in v.steps:
@@ -182,8 +185,8 @@ def format_failure(v: Violation) -> str:
     return "\n".join(lines)
 
 
-def _obs(obs, area: str) -> str:
-    return machines()[area].show(obs)
+def _obs(obs, area: str, profile: str) -> str:
+    return machine_for(area, profile).show(obs)
 
 
 class Progress:

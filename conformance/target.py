@@ -20,6 +20,8 @@ class Target(ABC):
     name: str = "?"
     #: The spec area the target implements.
     area: str = "?"
+    #: The protocol it speaks, when an area has several (readiness: "epoll").
+    dialect: str = ""
     #: Optional capabilities it claims (rules needing others are n/a).
     features: frozenset[str] = frozenset()
     #: One line on what it is and what it claims.

@@ -260,6 +260,9 @@ class Machine:
     profiles: tuple[Profile, ...]
     invariants: tuple[Invariant, ...] = ()
     default_profile: str = ""
+    # Which target protocol drives it, when an area has several machines
+    # (readiness: "epoll" and "kqueue").
+    dialect: str = ""
     # Turn a state / an observation into short human-readable text.
     describe: Callable[[Any], str] = repr
     show: Callable[[Hashable], str] = repr

@@ -58,7 +58,9 @@ PORTABLE_TESTS = {"RDY-EV-4"}
 
 def test_every_rule_has_a_scenario():
     covered = {r for s in SCENARIOS for r in s.rules} | PORTABLE_TESTS
-    missing = [r.id for r in RULES.area("readiness") if r.id not in covered]
+    # (the bsd-kqueue rules have their own scenarios: test_kqueue_model.py)
+    epoll_rules = [r for r in RULES.area("readiness") if r.profiles - {"bsd-kqueue"}]
+    missing = [r.id for r in epoll_rules if r.id not in covered]
     assert not missing, f"rules without a hand-written scenario: {missing}"
     unknown = covered - {r.id for r in RULES}
     assert not unknown, f"scenarios cite unknown rules: {unknown}"

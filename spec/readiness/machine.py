@@ -750,39 +750,46 @@ def _poll_rules(w: World, reported, m) -> tuple[str, ...]:
 
 
 def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
-    """Name the rules an observed poll result breaks."""
+    """Name the rules an observed poll result breaks, event by event."""
     m = a["max_events"]
     if m < 1:
         return (R.POLL_EINVAL,)
     if not isinstance(obs, tuple) or (obs and isinstance(obs[0], str)):
         return (R.POLL_CAP,)
     reported, _after = scan(w, m)
-    expected = {w.at(i).token: revents(w.at(i)) for i in reported}
-    got: dict[int, list[int]] = {}
-    for event in obs:
-        got.setdefault(event[-2], []).append(event[-1])
+    missing = [(w.at(i).token, revents(w.at(i)), i) for i in reported]
+    extra = [(e[-2], e[-1]) for e in obs]
     broken: list[str] = []
-    renamed: set[int] = set()
-    if len(obs) > m:
+    if len(extra) > m:
         broken.append(R.POLL_CAP)
-    for token, flagses in got.items():
-        regs = [s for s in w.slots if s.reg and s.token == token]
-        if len(flagses) > max(1, len(regs)):
-            broken.append(R.EV_ONE_PER_REG)
+    for t, f, i in list(missing):  # as expected
+        if (t, f) in extra:
+            extra.remove((t, f))
+            missing.remove((t, f, i))
+
+    def pair(same):
+        for t, f in list(extra):
+            for te, fe, i in missing:
+                if same(t, f, te, fe):
+                    extra.remove((t, f))
+                    missing.remove((te, fe, i))
+                    yield t, f, te, fe, w.at(i)
+                    break
+
+    for _t, _f, _te, _fe, _s in pair(lambda t, f, te, fe: f == fe):
+        broken.append(R.EV_TOKEN)  # the right event under the wrong token
+    for _t, f, _te, fe, s in pair(lambda t, f, te, fe: t == te):
+        diff = f ^ fe  # the right token with the wrong flags
+        for bit, rid in ((HUP, R.HUP_ALWAYS), (ERR, R.ERR_ALWAYS), (RDHUP, R.RDHUP_ASKED)):
+            if diff & bit:
+                broken.append(rid)
+        broken.append(R.ET_WHOLE_READINESS if s.et and diff & (IN | OUT) else R.EV_FLAGS)
+    for t, _f in extra:  # reported, but nothing should have been
+        regs = [s for s in w.slots if s.reg and s.token == t]
         if not regs:
-            missing = [t for t, f in expected.items() if t not in got and f in flagses]
-            renamed.update(missing)
-            broken.append(R.EV_TOKEN if missing else R.CTL_DEREGISTER)
-            continue
-        if token in expected:
-            for flags in flagses:
-                diff = flags ^ expected[token]
-                for bit, rid in ((HUP, R.HUP_ALWAYS), (ERR, R.ERR_ALWAYS), (RDHUP, R.RDHUP_ASKED)):
-                    if diff & bit:
-                        broken.append(rid)
-                if diff:
-                    broken.append(R.ET_WHOLE_READINESS if any(s.et for s in regs) and diff & (IN | OUT) else R.EV_FLAGS)
-            continue
+            broken.append(R.CTL_DEREGISTER)
+        elif sum(1 for x, _ in obs_pairs(obs) if x == t) > len(regs):
+            broken.append(R.EV_ONE_PER_REG)
         for s in regs:
             if not s.armed:
                 broken.append(R.ONESHOT_ONCE)
@@ -792,10 +799,8 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
                 broken.append(R.ET_ONCE)
             else:
                 broken.append(R.POLL_FAIR)
-    for token in expected:
-        if token in got or token in renamed:
-            continue
-        s = next(s for i, s in enumerate(w.slots) if i in reported and s.token == token)
+    for _t, _f, i in missing:  # due, but not reported
+        s = w.at(i)
         if len(obs) >= m:
             broken.append(R.POLL_FAIR)
         elif not s.et:
@@ -809,6 +814,10 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
     if len(obs) < min(m, len(reported)):
         broken.append(R.POLL_FILL)
     return tuple(dict.fromkeys(broken)) or (R.EV_NOT_READY,)
+
+
+def obs_pairs(obs):
+    return [(e[-2], e[-1]) for e in obs]
 
 
 def poll_accepts(w: World, a, p: Profile, obs):
@@ -992,6 +1001,7 @@ def show(obs) -> str:
 
 MACHINE = Machine(
     area=R.AREA,
+    dialect="epoll",
     init=lambda p: World(tuple(Slot() for _ in range(SLOTS))),
     actions=(
         CREATE,

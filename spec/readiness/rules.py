@@ -6,7 +6,7 @@ on a real kernel (said in ``measured``).  ``portable`` is what a
 cross-platform reactor (mio's contract) can promise on every backend.
 """
 
-from ..core import SHOULD, rule
+from ..core import rule
 
 AREA = "readiness"
 LINUX = "linux-epoll"
