@@ -14,7 +14,7 @@ from asyncspec.conformance import targets
 from asyncspec.spec.readiness import MACHINE
 
 
-@pytest.mark.parametrize("target", ["impl", "stdlib-epoll", "selectors"])
+@pytest.mark.parametrize("target", ["impl", "stdlib-epoll", "selectors", "example_poll_target:PollTarget"])
 def test_real_targets_conform(target):
     res = run("readiness", target, max_examples=120, seed=1)
     assert res.ok, res.failure
@@ -107,3 +107,17 @@ def test_bench_prints_ratios(capsys):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "select.epoll" in out and out.count("ratio") == 2
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("target", ["impl", "stdlib-epoll", "selectors"])
+def test_runs_leak_no_fds(target):
+    before = _open_fds()
+    run("readiness", target, max_examples=60, seed=4)
+    run("readiness", "broken_reactors:OneshotNeverDisarms", max_examples=300)  # failing runs too
+    assert _open_fds() == before

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from ..target import Target, TargetUnavailable
 
@@ -28,6 +30,9 @@ def load(spec: str, area: str) -> type[Target]:
             raise UnknownTarget(f"unknown {area} target {spec!r} (built-in: {known}; or give module:attribute)")
         path = spec
     module_name, _, attr = path.partition(":")
+    # Like `python -m`, a user's own target module may sit in the current directory.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
