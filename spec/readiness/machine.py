@@ -37,8 +37,15 @@ max_events are reported, leaving the rest at the head (RDY-POLL-3).
 Observations
 ------------
 ``("ok",)``, ``("n", count)``, ``("err", "EEXIST")`` ...; a poll observes a
-sorted tuple of ``(slot, token, flags)``.  Targets see no slots: their view
-drops them (see `view`).
+sorted tuple of ``(slot, token, flags)``.  Targets see no slots: a target's
+``project`` drops them (and may coarsen the flags, as `selectors` does).
+
+Profiles
+--------
+``linux-epoll`` (option ``exact``) is the above.  ``portable`` reads the
+same state more loosely: only a change from not ready to ready (or a
+hang-up) queues a registration, spurious events are allowed, the order is
+free (`poll_accepts`).  ``bsd-kqueue`` is its own machine (kqueue.py).
 """
 
 from __future__ import annotations
