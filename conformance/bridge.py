@@ -82,6 +82,16 @@ class Recorder:
         self.rules.update(result.matched_rules)
 
 
+def checked(machine, profile, beliefs, action, args, obs, target) -> StepResult:
+    """check_step, with a target's own failure (exception, crash, hang) named TGT-1."""
+    from .worker import TARGET_SOUND, target_failed
+
+    result = check_step(machine, profile, beliefs, action, args, obs, project=target.project)
+    if not result.ok and target_failed(obs):
+        return StepResult(result.beliefs, (), result.allowed, (TARGET_SOUND,))
+    return result
+
+
 def build(
     machine: Machine,
     profile: Profile,
@@ -124,9 +134,7 @@ def build(
                 obs = self.target.perform(action.name, args)
             except Exception as e:  # a target that raises has misbehaved: report it
                 obs = ("raised", f"{type(e).__name__}: {e}")
-            result = check_step(
-                machine, profile, self.beliefs, action, args, obs, project=self.target.project
-            )
+            result = checked(machine, profile, self.beliefs, action, args, obs, self.target)
             step = Step(
                 index=len(self.trace) + 1,
                 action=action.name,

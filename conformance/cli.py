@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive, default=40, help="maximum steps per example (default 40)")
     run.add_argument("--seed", type=int, default=None, help="seed for a reproducible search")
     run.add_argument("--shrink", action="store_true", help="also let Hypothesis shrink (slower; the trace is minimized anyway)")
+    run.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step (default 10)")
+    run.add_argument("--in-process", action="store_true", help="run the target in this process (no crash isolation; for debugging)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
     rules = sub.add_parser("rules", help="list the spec's rules")
@@ -100,6 +102,8 @@ def cmd_run(args) -> int:
                 seed=args.seed,
                 progress=progress,
                 shrink=args.shrink,
+                isolate=not args.in_process,
+                timeout=args.timeout,
             )
         except UsageError as e:
             raise _Usage(str(e)) from None

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Hashable, Iterable, Mapping
 
-from ..spec.core import Machine, Profile, check_step, enabled
-from .bridge import Step
+from ..spec.core import Machine, Profile, enabled
+from .bridge import Step, checked
 from .target import Target
 
 
@@ -51,7 +51,7 @@ def replay(
             obs = target.perform(name, args)
         except Exception as e:  # a raising target misbehaved; report it as observed
             obs = ("raised", f"{type(e).__name__}: {e}")
-        result = check_step(machine, profile, beliefs, action, args, obs, project=target.project)
+        result = checked(machine, profile, beliefs, action, args, obs, target)
         done.append(
             Step(
                 index=len(done) + 1,

@@ -15,6 +15,7 @@ from ..spec.core import Rule
 from . import targets as target_registry
 from .bridge import Recorder, Violation, build
 from .replay import minimize
+from .worker import DEFAULT_TIMEOUT, isolated
 
 PASS, FAIL, NA, UNTESTED = "pass", "FAIL", "n/a", "untested"
 
@@ -71,6 +72,8 @@ def run(
     progress=None,
     database=None,
     shrink: bool = False,
+    isolate: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> RunResult:
     try:
         machine = machine_for(area, profile)
@@ -91,6 +94,9 @@ def run(
     if why:
         raise UsageError(f"target {target!r} is unavailable here: {why}")
 
+    if isolate:
+        # A target that crashes or hangs must not take the runner with it.
+        target_cls = isolated(target_cls, timeout)
     recorder = Recorder(progress=progress)
     machine_cls = build(machine, prof, target_cls, recorder)
     if seed is not None:
@@ -120,6 +126,9 @@ def run(
             failure = Violation(area, prof.name, target_cls.name, shorter.steps)
     except Flaky as e:
         error = f"the target behaved non-deterministically (Hypothesis: {e})"
+    finally:
+        if isolate:
+            target_cls.shutdown()
     seconds = time.monotonic() - started
     violated = set(failure.rules) if failure else set()
     results = [
@@ -135,7 +144,7 @@ def run(
         seconds=seconds,
         failure=failure,
         error=error,
-        settings=dict(max_examples=max_examples, steps=steps, seed=seed, shrink=shrink),
+        settings=dict(max_examples=max_examples, steps=steps, seed=seed, shrink=shrink, isolate=isolate),
     )
 
 
