@@ -47,6 +47,9 @@ def replay(
         args = dict(args)
         if not enabled(action, beliefs, args, profile):
             raise NotEnabled(f"step {len(done) + 1}: {name}({args}) is not enabled in the spec here")
+        missing = set().union(*(action.requires(s, args) for s in beliefs)) - set(target.features)
+        if missing and not isinstance(target, ModelTarget):
+            raise NotEnabled(f"step {len(done) + 1}: {name}({args}) needs {sorted(missing)}, which {target.name} lacks")
         try:
             obs = target.perform(name, args)
         except Exception as e:  # a raising target misbehaved; report it as observed

@@ -5,10 +5,11 @@ from .core import RULES, Action, Machine, Outcome, Param, Profile, Rule
 
 def all_machines() -> list[Machine]:
     """Every machine of every area (an area may have one per dialect)."""
+    from .fiber import MACHINE as fiber
     from .readiness import MACHINE as readiness
     from .readiness.kqueue import MACHINE as kqueue
 
-    return [readiness, kqueue]
+    return [readiness, kqueue, fiber]
 
 
 def machines() -> dict[str, Machine]:

@@ -14,6 +14,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "stdlib-epoll": "asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll",
         "selectors": "asyncspec.conformance.targets.selectors_target:Selectors",
     },
+    "fiber": {
+        "greenlet": "asyncspec.conformance.targets.greenlet_target:GreenletTarget",
+    },
 }
 
 

@@ -1,0 +1,137 @@
+"""The fiber spec: lifecycle scenarios against the model, layout arithmetic,
+and greenlet checked against the lifecycle rules."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from asyncspec.conformance.replay import ModelTarget, replay
+from asyncspec.conformance.runner import NA, PASS, run
+from asyncspec.spec.fiber import MACHINE, layout
+from asyncspec.spec.fiber.machine import CODES
+
+PROFILE = MACHINE.profile()
+
+
+def check(steps):
+    expected = [e for _n, _a, e in steps]
+    return replay(MACHINE, PROFILE, ModelTarget(expected), [(n, a) for n, a, _e in steps])
+
+
+def create(slot, prog):
+    return ("create", dict(slot=slot, prog=prog), ("ok",))
+
+
+def resume(slot, value, *expect):
+    return ("resume", dict(slot=slot, value=value), tuple(expect))
+
+
+def free(slot, expect=("ok",)):
+    return ("free", dict(slot=slot), expect)
+
+
+def test_life_states_and_values():  # FIB-LIFE-1, FIB-LIFE-2
+    r = check(
+        [
+            create(0, "yield2"),
+            resume(0, 0, "yielded", 1),
+            resume(0, 7, "yielded", 8),
+            resume(0, 7, "finished", 107),
+            resume(0, 0, "err", "finished"),
+            free(0),
+        ]
+    )
+    assert r.ok, r.steps[-1]
+    assert not check([create(0, "yield1"), resume(0, 0, "yielded", 0)]).ok  # the value passes through
+
+
+def test_nested_yield_returns_to_resumer():  # FIB-LIFE-3
+    r = check(
+        [
+            create(1, "yield1"),
+            create(0, "nest1"),
+            resume(0, 7, "yielded", 8),  # 1 yielded 8 to 0, which yielded it on
+            resume(0, 0, "yielded", 100),  # 1 finished with 100, passed on
+            resume(0, 0, "yielded", CODES["finished"]),
+            resume(1, 0, "err", "finished"),
+        ]
+    )
+    assert r.ok, r.steps[-1]
+
+
+def test_errors_change_nothing():  # FIB-LIFE-4
+    r = check(
+        [
+            resume(0, 0, "err", "none"),
+            create(0, "self"),
+            resume(0, 0, "yielded", CODES["running"]),  # resuming itself is an error it sees
+            create(1, "nest2"),
+            create(2, "nest1"),
+            resume(1, 0, "yielded", CODES["running"]),  # 1 -> 2 -> 1: 1 is running
+            resume(1, 0, "yielded", CODES["running"]),  # and again: the error changed nothing
+        ]
+    )
+    assert r.ok, r.steps[-1]
+
+
+def test_free_and_double_free():  # FIB-LIFE-5
+    assert check([create(0, "yield1"), resume(0, 0, "yielded", 1), free(0), free(0, ("err", "none"))]).ok
+
+
+def test_overflow_fails_and_others_go_on():  # FIB-STACK-3
+    r = check(
+        [
+            create(0, "overflow"),
+            create(1, "yield1"),
+            resume(0, 0, "failed", "overflow"),
+            resume(1, 0, "yielded", 1),
+            resume(0, 0, "err", "failed"),
+        ]
+    )
+    assert r.ok
+
+
+# --------------------------------------------------------------- layout
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_x86_entry_alignment_for_every_top(top):  # FIB-X86-1
+    sp = layout.x86_entry_sp(top)
+    assert (sp + 8) % 16 == 0
+    assert layout.x86_entry_ok(sp, top - 4096, top) or top < 4096
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_a64_entry_alignment_for_every_top(top):  # FIB-A64-1
+    assert layout.a64_entry_sp(top) % 16 == 0
+
+
+@given(st.integers(0, 2**48), st.integers(0, 1 << 20))
+def test_caller_stack_is_aligned_down_and_checked(base, length):  # FIB-STACK-1, FIB-STACK-2
+    bottom, top, ok = layout.caller_stack(base, length)
+    assert top % 16 == 0 and top <= base + length and base + length - top < 16
+    assert ok == (top - bottom >= layout.MIN_USABLE)
+
+
+@given(st.integers(0, 2**36).map(lambda p: p * 4096), st.integers(layout.MIN_USABLE, 1 << 22))
+def test_mapped_stack_never_overlaps_its_guard(map_base, size):  # FIB-STACK-1, FIB-STACK-3
+    guard_lo, guard_hi, bottom, top, ok = layout.mapped_stack(map_base, size)
+    assert ok and guard_hi <= bottom < top and top - bottom >= size
+    assert layout.x86_entry_sp(top) > bottom
+
+
+def test_a_fiber_entered_aligned_to_16_breaks_the_x86_rule():
+    # The libco bug: entering with rsp % 16 == 0 (aligned as if before a call).
+    top = 0x7F0000010000
+    assert not layout.x86_entry_ok(layout.align_down(top), top - 65536, top)
+
+
+# --------------------------------------------------------------- greenlet
+
+
+def test_greenlet_passes_the_lifecycle_rules():
+    res = run("fiber", "greenlet", max_examples=150, seed=3)
+    assert res.ok, res.failure
+    status = {r.rule.id: r.status for r in res.results}
+    assert status["FIB-LIFE-1"] == PASS and status["FIB-LIFE-3"] == PASS
+    assert status["FIB-X86-1"] == NA and status["FIB-LIFE-4"] == NA
