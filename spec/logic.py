@@ -1,27 +1,50 @@
 """The few operators spec guards and effects are built from.
 
-Spec code writes conditions with these instead of Python's ``if`` on state,
-so the same function can later be read with other interpretations (z3 terms
-in ``asyncspec.model``).  Here they are the plain-value interpretation.
+Spec code writes conditions with these instead of Python's ``if``/``and``/
+``or``/``not`` on state, so the same function can be read two ways: with
+plain values when a machine runs, and with z3 terms when `asyncspec.model`
+proves it.  Each helper picks the interpretation from its arguments: if any
+is a z3 expression, it builds a z3 term; otherwise it computes the value.
 """
 
 from __future__ import annotations
 
 
+def _symbolic(*values) -> bool:
+    # No import of z3 here: a z3 term is recognised by its type's module.
+    return any(type(v).__module__.startswith("z3") for v in values)
+
+
 def ite(cond, then, otherwise):
     """``then`` if ``cond`` else ``otherwise`` (both already evaluated)."""
+    if _symbolic(cond, then, otherwise):
+        import z3
+
+        return z3.If(cond, then, otherwise)
     return then if cond else otherwise
 
 
-def all_(*conds) -> bool:
+def all_(*conds):
+    if _symbolic(*conds):
+        import z3
+
+        return z3.And(*conds)
     return all(conds)
 
 
-def any_(*conds) -> bool:
+def any_(*conds):
+    if _symbolic(*conds):
+        import z3
+
+        return z3.Or(*conds)
     return any(conds)
 
 
-def not_(cond) -> bool:
+def not_(cond):
+    if _symbolic(cond):
+        import z3
+
+        return z3.Not(cond)
     return not cond
 
 

@@ -135,3 +135,24 @@ def test_greenlet_passes_the_lifecycle_rules():
     status = {r.rule.id: r.status for r in res.results}
     assert status["FIB-LIFE-1"] == PASS and status["FIB-LIFE-3"] == PASS
     assert status["FIB-X86-1"] == NA and status["FIB-LIFE-4"] == NA
+
+
+def test_layout_reads_symbolically_and_z3_proves_it():
+    """The same layout functions, read with z3 integers: proved for every
+    64-bit top and every size, not sampled (FIB-X86-1, FIB-STACK-1)."""
+    import z3
+
+    top, base, size = z3.Ints("top base size")
+    sp = layout.x86_entry_sp(top)
+    s = z3.Solver()
+    s.add(top >= 0, top < 2**64, z3.Not((sp + 8) % 16 == 0))
+    assert s.check() == z3.unsat
+    guard_lo, guard_hi, bottom, stack_top, ok = layout.mapped_stack(base * layout.PAGE, size)
+    s = z3.Solver()
+    s.add(base >= 0, base < 2**52, size < 2**40, ok)
+    s.add(z3.Not(z3.And(guard_hi <= bottom, bottom < stack_top, stack_top - bottom >= size)))
+    assert s.check() == z3.unsat
+    # A broken layout is refuted with a counterexample: entering at the aligned top.
+    s = z3.Solver()
+    s.add(top >= 0, top < 2**64, z3.Not((layout.align_down(top) + 8) % 16 == 0))
+    assert s.check() == z3.sat
