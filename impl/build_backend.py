@@ -1,21 +1,44 @@
-"""In-tree PEP 517 backend: setuptools plus the cffi extension.
+"""In-tree PEP 517 backend: setuptools plus the cffi extensions.
 
 pyproject.toml cannot pass setuptools the `cffi_modules` keyword that builds
 an API-mode (out-of-line) cffi extension, and the repository has no setup.py.
 This backend is setuptools' own, with `setup()` called with that keyword.
 Everything else (metadata, packages) comes from pyproject.toml.
+
+The fibers' extension also compiles an assembly file (`.S`: assembly run
+through the C preprocessor).  setuptools' compilers only accept C-family
+source extensions, so build_ext below adds ".S" to the Unix compiler's list;
+the C compiler driver assembles such files itself.
 """
 
+import platform
+import sys
+
 from setuptools import build_meta as _setuptools_backend
+from setuptools.command.build_ext import build_ext as _build_ext
 
 CFFI_MODULES = ["impl/reactor_build.py:ffibuilder"]
+
+# The fibers need a context switch written for the machine (see
+# impl/fiber_build.py); elsewhere the package installs without them.
+if sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64"):
+    CFFI_MODULES.append("impl/fiber_build.py:ffibuilder")
+
+
+class build_ext(_build_ext):
+    """build_ext that also compiles `.S` sources."""
+
+    def build_extensions(self):
+        if ".S" not in self.compiler.src_extensions:
+            self.compiler.src_extensions.append(".S")
+        super().build_extensions()
 
 
 class _Backend(_setuptools_backend._BuildMetaBackend):
     def run_setup(self, setup_script="setup.py"):
         import setuptools
 
-        setuptools.setup(cffi_modules=CFFI_MODULES)
+        setuptools.setup(cffi_modules=CFFI_MODULES, cmdclass={"build_ext": build_ext})
 
 
 _backend = _Backend()
