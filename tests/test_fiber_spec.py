@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from asyncspec.conformance.replay import ModelTarget, replay
+import pytest
+
+from asyncspec.conformance.replay import ModelTarget, NotEnabled, replay
 from asyncspec.conformance.runner import NA, PASS, run
 from asyncspec.spec.fiber import MACHINE, layout
-from asyncspec.spec.fiber.machine import CODES
 
 PROFILE = MACHINE.profile()
 
@@ -52,7 +53,7 @@ def test_nested_yield_returns_to_resumer():  # FIB-LIFE-3
             create(0, "nest1"),
             resume(0, 7, "yielded", 8),  # 1 yielded 8 to 0, which yielded it on
             resume(0, 0, "yielded", 100),  # 1 finished with 100, passed on
-            resume(0, 0, "yielded", CODES["finished"]),
+            resume(0, 5, "yielded", 5),  # 1 has finished: the resume is refused, 5 comes back
             resume(1, 0, "err", "finished"),
         ]
     )
@@ -64,14 +65,19 @@ def test_errors_change_nothing():  # FIB-LIFE-4
         [
             resume(0, 0, "err", "none"),
             create(0, "self"),
-            resume(0, 0, "yielded", CODES["running"]),  # resuming itself is an error it sees
+            resume(0, 3, "yielded", 3),  # resuming itself is refused: the value comes back unchanged
+            create(2, "yield1"),
             create(1, "nest2"),
-            create(2, "nest1"),
-            resume(1, 0, "yielded", CODES["running"]),  # 1 -> 2 -> 1: 1 is running
-            resume(1, 0, "yielded", CODES["running"]),  # and again: the error changed nothing
+            resume(2, 0, "yielded", 1),
+            resume(1, 4, "yielded", 104),  # 1 resumes 2, which finishes with 104
+            resume(1, 6, "yielded", 6),  # 2 has finished: refused, 6 comes back
+            resume(2, 0, "err", "finished"),
         ]
     )
     assert r.ok, r.steps[-1]
+    # 1 is bound by 2's nested body: the spec never frees it under it.
+    with pytest.raises(NotEnabled):
+        check([create(1, "yield1"), create(2, "nest1"), free(1)])
 
 
 def test_free_and_double_free():  # FIB-LIFE-5
@@ -110,6 +116,7 @@ def test_a64_entry_alignment_for_every_top(top):  # FIB-A64-1
 def test_caller_stack_is_aligned_down_and_checked(base, length):  # FIB-STACK-1, FIB-STACK-2
     bottom, top, ok = layout.caller_stack(base, length)
     assert top % 16 == 0 and top <= base + length and base + length - top < 16
+    assert bottom % 16 == 0 and base <= bottom < base + 16
     assert ok == (top - bottom >= layout.MIN_USABLE)
 
 

@@ -15,6 +15,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "selectors": "asyncspec.conformance.targets.selectors_target:Selectors",
     },
     "fiber": {
+        "impl": "asyncspec.conformance.targets.impl_fiber:ImplFiber",
         "greenlet": "asyncspec.conformance.targets.greenlet_target:GreenletTarget",
     },
 }

@@ -10,7 +10,6 @@ greenlet's parent to its resumer, so its yield comes back there
 
 from __future__ import annotations
 
-from ...spec.fiber.machine import CODES
 from ..fiber import FiberTarget
 
 
@@ -55,7 +54,7 @@ class GreenletTarget(FiberTarget):
                 child = slots[j]
                 child.parent = getcurrent()  # a yield returns to its resumer
                 kind, x = child.switch(value)
-                value = yield_(x if kind in ("yielded", "finished") else CODES["failed"])
+                value = yield_(x if kind in ("yielded", "finished") else value)
 
         return body
 

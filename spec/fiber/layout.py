@@ -24,13 +24,14 @@ def align_up(x, a=PAGE):
 def caller_stack(base, length, min_usable=MIN_USABLE):
     """Caller-provided memory [base, base + length): (bottom, top, ok).
 
-    The top is aligned down; the usable range is what lies between the
-    (unaligned) bottom and the aligned top, and must reach the minimum
-    (FIB-STACK-1, FIB-STACK-2).
+    The top is aligned down and the bottom up to 16; the usable range is
+    what lies between them, and must reach the minimum (FIB-STACK-1,
+    FIB-STACK-2).
     """
     top = align_down(base + length)
-    ok = all_(length >= 0, top - base >= min_usable)
-    return base, top, ok
+    bottom = align_up(base, ALIGN)
+    ok = all_(length >= 0, top - bottom >= min_usable)
+    return bottom, top, ok
 
 
 def mapped_stack(map_base, size, min_usable=MIN_USABLE, page=PAGE):

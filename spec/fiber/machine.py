@@ -10,15 +10,20 @@ A `Fibers` value is a fixed-size tuple of `Fiber`s:
     prog     what the fiber's C body does each time it runs:
                yield0/1/2  yield value+1 that many times, then return value+100
                overflow    recurse into its guard page (FIB-STACK-3)
-               nestJ       resume fiber J with the value and yield what came back
-               self        resume itself (an error) and yield the error code
+               nestJ       resume fiber J (bound when created) with the value and
+                           yield what came back -- or the value unchanged when
+                           that resume is refused or J fails
+               self        resume itself (refused) and yield the value unchanged
     left     yields left before a yieldK body returns
 
 Observations
 ------------
 ``("yielded", x)``, ``("finished", x)``, ``("failed", "overflow")``, or
-``("err", "running" | "finished" | "failed" | "none")``.  A nested fiber
-passes on an error as a negative code (`CODES`).
+``("err", "running" | "finished" | "failed" | "none")``.
+
+The ABI actions (`entry`, `regs`, `fpctl`, `small_stack`) each run one
+short-lived fiber of their own; they observe raw addresses and register
+values, which the spec checks against `layout` and the profile's ABI.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ ST_NAMES = ("none", "created", "suspended", "finished", "failed")
 PROGS = ("yield0", "yield1", "yield2", "overflow", "nest0", "nest1", "nest2", "self")
 VALUES = (0, 7)
 SLOTS = 3
-CODES = {"none": -1, "running": -2, "finished": -3, "failed": -4}
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,10 @@ def run(w: Fibers, i: int, value: int, running: tuple[int, ...]) -> tuple[tuple,
             return ("yielded", value + 1), w.put(i, replace(f, st=SUSPENDED, left=f.left - 1)), (R.LIFE_VALUES,)
         return ("finished", value + 100), w.put(i, replace(f, st=FINISHED)), (R.LIFE_VALUES, R.LIFE_STATES)
     if prog == "self":
-        return ("yielded", CODES["running"]), w.put(i, replace(f, st=SUSPENDED)), (R.LIFE_ERRORS,)
+        return ("yielded", value), w.put(i, replace(f, st=SUSPENDED)), (R.LIFE_ERRORS,)
     j = int(prog[4:])
     inner, w2, rules = run(w, j, value, running + (i,))
-    if inner[0] in ("yielded", "finished"):
-        passed = inner[1]
-    elif inner[0] == "failed":
-        passed = CODES["failed"]
-    else:
-        passed = CODES[inner[1]]
+    passed = inner[1] if inner[0] in ("yielded", "finished") else value
     return ("yielded", passed), w2.put(i, replace(w2.at(i), st=SUSPENDED)), rules + (R.LIFE_NESTED,)
 
 
@@ -102,10 +101,22 @@ def free_outcomes(w: Fibers, a, p) -> list[Outcome]:
 
 P_SLOT = Param("slot", tuple(range(SLOTS)))
 
+def create_pre(w: Fibers, a, p) -> bool:
+    # A nested body binds the fiber in slot J when it is created.
+    prog = a["prog"]
+    return w.at(a["slot"]).st == NONE and (not prog.startswith("nest") or w.at(int(prog[4:])).st != NONE)
+
+
+def free_pre(w: Fibers, a, p) -> bool:
+    # A fiber bound by a live nested body is not freed under it.
+    i = a["slot"]
+    return not any(f.st != NONE and PROGS[f.prog] == f"nest{i}" and j != i for j, f in enumerate(w.fibers))
+
+
 CREATE = Action(
     "create",
     (P_SLOT, Param("prog", PROGS)),
-    lambda w, a, p: w.at(a["slot"]).st == NONE,
+    create_pre,
     create_outcomes,
     requires=lambda w, a: frozenset(
         {"guard"} if a["prog"] == "overflow" else {"nested", "errors"} if a["prog"] == "self"
@@ -127,10 +138,127 @@ RESUME = Action(
 FREE = Action(
     "free",
     (P_SLOT,),
-    lambda w, a, p: True,
+    free_pre,
     free_outcomes,
     requires=lambda w, a: frozenset({"errors"} if w.at(a["slot"]).st == NONE else ()),
     doc="Free a fiber and its stack.",
+)
+
+
+# ------------------------------------------------------------------ ABI experiments
+
+from . import layout as L  # noqa: E402
+
+STACK_SIZES = (16416, 65536, 100003)  # all above the minimum at any alignment
+OFFSETS = (0, 1, 8, 15)
+SMALL_SIZES = (0, 4096, 16383, 16384, 16400)
+# x86-64 floating-point control states: MXCSR in bits 0-31, x87 CW in 32-47.
+FP_STATES = (
+    0x1F80 | 0x037F << 32,  # the defaults: round to nearest, all exceptions masked
+    0x3F80 | 0x077F << 32,  # round down, in both units
+    0xFF80 | 0x0F7F << 32,  # round toward zero, flush-to-zero; x87 likewise
+)
+FP_CONTROL_MASK = 0xFFC0 | 0x1F3F << 32  # the callee-saved control bits (not the status flags)
+REG_SEEDS = (1, 2)
+
+
+def reg_values(seed: int, who: int) -> tuple[int, ...]:
+    """Six distinct 64-bit patterns for rbx, rbp, r12-r15 (who: 0 fiber, 1 main)."""
+    return tuple((0x0101010101010101 * (seed * 16 + who * 8 + k + 1)) % 2**64 for k in range(6))
+
+
+def _entry_range(a, obs):
+    start = obs[1]
+    if a["kind"] == "mmap":
+        _lo, guard_hi, bottom, top, ok = L.mapped_stack(start, a["size"])
+        return bottom, top, ok and guard_hi <= bottom
+    bottom, top, ok = L.caller_stack(start + a["offset"], a["size"])
+    return bottom, top, ok
+
+
+def entry_accepts(w: Fibers, a, p, obs):
+    """obs = ("entry", start, sp, fp): start is the mapping's first byte (the
+    guard page) for mmap, the buffer's first byte for caller memory."""
+    if not (isinstance(obs, tuple) and len(obs) == 4 and obs[0] == "entry"):
+        return []
+    _tag, start, sp, fp = obs
+    bottom, top, ok = _entry_range(a, obs)
+    fits = L.x86_entry_ok(sp, bottom, top) if p.x86 else L.a64_entry_ok(sp, bottom, top)
+    if ok and fits and fp == 0:
+        return [(w, (R.X86_ENTRY_ALIGN if p.x86 else R.A64_SP_ALIGN, R.STACK_DOWN, R.FP_CHAIN))]
+    return []
+
+
+def entry_explain(w: Fibers, a, p, obs):
+    if not (isinstance(obs, tuple) and len(obs) == 4 and obs[0] == "entry"):
+        return (R.STACK_DOWN,)
+    _tag, start, sp, fp = obs
+    bottom, top, _ok = _entry_range(a, obs)
+    broken = []
+    if p.x86 and (sp + 8) % L.ALIGN != 0:
+        broken.append(R.X86_ENTRY_ALIGN)
+    if not p.x86 and sp % L.ALIGN != 0:
+        broken.append(R.A64_SP_ALIGN)
+    if not bottom < sp <= top:
+        broken.append(R.STACK_DOWN)
+    if fp != 0:
+        broken.append(R.FP_CHAIN)
+    return tuple(broken) or (R.STACK_DOWN,)
+
+
+ENTRY = Action(
+    "entry",
+    (Param("kind", ("mmap", "buffer")), Param("size", STACK_SIZES), Param("offset", OFFSETS)),
+    lambda w, a, p: a["kind"] == "buffer" or a["offset"] == 0,
+    lambda w, a, p: [Outcome(("entry", "start", "sp: (sp+8)%16 == 0 inside the aligned stack", "fp: 0"), w)],
+    accepts=entry_accepts,
+    explain=entry_explain,
+    requires=lambda w, a: frozenset({"abi", "stack"}),
+    doc="Start a fiber on a fresh stack (mapped, or caller memory at an offset) and record sp and fp at its entry.",
+)
+
+REGS = Action(
+    "regs",
+    (Param("seed", REG_SEEDS),),
+    lambda w, a, p: p.x86,
+    lambda w, a, p: [Outcome(("regs", reg_values(a["seed"], 0), reg_values(a["seed"], 1)), w, (R.X86_CALLEE_SAVED,))],
+    requires=lambda w, a: frozenset({"abi"}),
+    doc="A fiber holds values in rbx, rbp, r12-r15 across a yield while the main context holds others across "
+    "its resume; each reads its own back.",
+)
+
+FPCTL = Action(
+    "fpctl",
+    (Param("fiber", FP_STATES), Param("main", FP_STATES)),
+    lambda w, a, p: p.x86,
+    lambda w, a, p: [
+        Outcome(("fp", a["fiber"] & FP_CONTROL_MASK, a["main"] & FP_CONTROL_MASK), w, (R.X86_MXCSR_X87,))
+    ],
+    requires=lambda w, a: frozenset({"abi"}),
+    doc="A fiber sets its MXCSR and x87 control word and yields while the main context runs with others; "
+    "each sees its own after the switches.",
+)
+
+
+def small_accepts(w: Fibers, a, p, obs):
+    if a["kind"] == "mmap":
+        expect = ("ok",) if a["size"] >= L.MIN_USABLE else ("err", "too-small")
+        return [(w, (R.STACK_MIN,))] if obs == expect else []
+    if not (isinstance(obs, tuple) and len(obs) == 2 and obs[0] in ("ok", "err")):
+        return []
+    # Caller memory: obs carries the buffer's address ("ok", start) / ("err", start).
+    _b, _t, ok = L.caller_stack(obs[1] + a["offset"], a["size"])
+    return [(w, (R.STACK_MIN,))] if (obs[0] == "ok") == bool(ok) else []
+
+
+SMALL = Action(
+    "small_stack",
+    (Param("kind", ("mmap", "buffer")), Param("size", SMALL_SIZES), Param("offset", (0, 8))),
+    lambda w, a, p: a["kind"] == "buffer" or a["offset"] == 0,
+    lambda w, a, p: [Outcome(("err", "too-small") if a["size"] < L.MIN_USABLE else ("ok",), w, (R.STACK_MIN,))],
+    accepts=small_accepts,
+    requires=lambda w, a: frozenset({"stack", "errors"}),
+    doc="Ask for a stack near the minimum size: accepted exactly when its usable range, after alignment, reaches it.",
 )
 
 
@@ -159,7 +287,7 @@ PROFILES = tuple(
 MACHINE = Machine(
     area=R.AREA,
     init=lambda p: Fibers(tuple(Fiber() for _ in range(SLOTS))),
-    actions=(CREATE, RESUME, FREE),
+    actions=(CREATE, RESUME, FREE, ENTRY, REGS, FPCTL, SMALL),
     profiles=PROFILES,
     invariants=(
         Invariant(R.LIFE_STATES, lambda w, p: all(f.left >= 0 for f in w.fibers), "yields left never negative"),

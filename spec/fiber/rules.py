@@ -131,7 +131,7 @@ X86_DF = _r(
     switch.""",
     source=f"{X86_ABI} §3.2.1 ('The direction flag DF ... must be clear ... on function entry and return')",
     profiles=[X86],
-    features=["abi"],
+    features=["abi", "df"],
 )
 
 # ------------------------------------------------------------------ AArch64 ABI
@@ -161,7 +161,7 @@ SIGMASK = _r(
     saves nor restores it (no system call on the switch path).""",
     source="asyncspec; contrast swapcontext(3), which saves and restores it",
     profiles=ABIS,
-    features=["abi"],
+    features=["abi", "sigmask"],
 )
 SIGMASK_UCONTEXT = _r(
     "FIB-SIG-2",
