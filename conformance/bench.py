@@ -3,7 +3,10 @@
 * conformance steps per second of the readiness machine (model + kernel,
   against `impl`, and against `stdlib-epoll` for comparison);
 * the cost of one `Poll.poll` returning one ready event, relative to
-  `select.epoll.poll` on the same kind of source in the same process.
+  `select.epoll.poll` on the same kind of source in the same process;
+* fibers: ns per context switch in a pure C ping-pong (ours), and the
+  Python-driven resume + yield round trip of our switcher against a
+  greenlet switch pair.
 
 Timings are medians of several repeats; only the ratios are meant to be
 compared across machines.
@@ -77,6 +80,48 @@ def conformance_rate(target: str, examples: int) -> tuple[float, int]:
     return res.recorder.steps / res.seconds, res.recorder.steps
 
 
+def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
+    """ns: C switch (ours), Python resume+yield round trip (ours), greenlet switch pair."""
+    from asyncspec.impl import fiber
+
+    out = {}
+    out["c_switch"] = statistics.median(fiber.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
+
+    stack = fiber.Stack.allocate(64 * 1024)
+    f = fiber.Fiber(stack, [fiber.Loop()])
+
+    def ours(n):
+        r = f.resume
+        for _ in range(n):
+            r(0)
+
+    import greenlet
+
+    def body(x):
+        parent = greenlet.getcurrent().parent
+        while True:
+            x = parent.switch(x + 1)
+
+    g = greenlet.greenlet(body)
+
+    def theirs(n):
+        sw = g.switch
+        for _ in range(n):
+            sw(0)
+
+    try:
+        a, b = [], []
+        for _ in range(repeats):
+            a.append(_median_ns_per_call(ours, calls, 1))
+            b.append(_median_ns_per_call(theirs, calls, 1))
+        out["py_roundtrip"], out["greenlet_pair"] = statistics.median(a), statistics.median(b)
+    finally:
+        f.close()
+        stack.free()
+        g.throw(greenlet.GreenletExit)
+    return out
+
+
 def main(quick: bool = False) -> int:
     calls, repeats, examples = (2000, 3, 30) if quick else (20000, 7, 300)
     print("asyncspec bench" + (" (quick)" if quick else ""))
@@ -87,5 +132,15 @@ def main(quick: bool = False) -> int:
     print(
         f"  readiness conformance steps/s:   impl {rate_impl:8.0f}      stdlib-epoll {rate_std:8.0f}      "
         f"ratio {rate_impl / rate_std:5.2f}x   ({steps_impl} and {steps_std} steps)"
+    )
+    try:
+        fc = fiber_costs(calls, repeats)
+    except ImportError as e:
+        print(f"  fibers: not measured ({e})")
+        return 0
+    print(f"  fiber switch, C ping-pong:       impl {fc['c_switch']:8.1f} ns   (targets: fcontext ~9 ns, corosensei ~2 ns)")
+    print(
+        f"  fiber resume+yield from Python:  impl {fc['py_roundtrip']:8.0f} ns   greenlet pair {fc['greenlet_pair']:8.0f} ns   "
+        f"ratio {fc['py_roundtrip'] / fc['greenlet_pair']:5.2f}x"
     )
     return 0

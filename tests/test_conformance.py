@@ -106,7 +106,8 @@ def test_console_script_runs():
 def test_bench_prints_ratios(capsys):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
-    assert "select.epoll" in out and out.count("ratio") == 2
+    assert "select.epoll" in out and out.count("ratio") == 3
+    assert "C ping-pong" in out and "greenlet pair" in out
 
 
 def _open_fds() -> int:
