@@ -32,7 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shrink", action="store_true", help="also let Hypothesis shrink (slower; the trace is minimized anyway)")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step (default 10)")
     run.add_argument("--in-process", action="store_true", help="run the target in this process (no crash isolation; for debugging)")
+    run.add_argument("--out", default="asyncspec-out", help="where counterexample files go (default asyncspec-out)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    rep = sub.add_parser("replay", help="re-execute a counterexample file's steps, without Hypothesis")
+    rep.add_argument("file", help="a counterexample .json written by `asyncspec run`")
+    rep.add_argument("--target", "-t", default=None, help="replay against this target instead of the file's")
+    rep.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step")
+    rep.add_argument("--in-process", action="store_true", help="run the target in this process")
 
     rules = sub.add_parser("rules", help="list the spec's rules")
     rules.add_argument("area", nargs="?", help="only this area")
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         if args.command == "rules":
             return cmd_rules(args)
         if args.command == "targets":
@@ -119,9 +128,34 @@ def cmd_run(args) -> int:
         except UsageError as e:
             raise _Usage(str(e)) from None
         print(format_result(res), flush=True)
+        if res.failure is not None:
+            from .counterexample import write
+
+            path = write(res.failure, args.target, args.out, args.seed)
+            print(f"\n  counterexample written to {path}\n  replay it: asyncspec replay {path}", flush=True)
         if not res.ok:
             status = 1
     return status
+
+
+def cmd_replay(args) -> int:
+    from .bridge import Violation
+    from .counterexample import BadCounterexample
+    from .runner import UsageError, format_failure, replay_file
+
+    try:
+        data, result = replay_file(args.file, args.target, isolate=not args.in_process, timeout=args.timeout)
+    except (UsageError, BadCounterexample) as e:
+        raise _Usage(str(e)) from None
+    target = args.target or data["target"]
+    recorded = [r["id"] for r in data.get("violated", [])]
+    if result.ok:
+        print(f"replayed {len(result.steps)} steps against {target}: every step conforms (recorded: {', '.join(recorded) or 'none'})")
+        return 0
+    print(format_failure(Violation(data["area"], data["profile"], target, result.steps)))
+    same = list(result.violated) == recorded
+    print(f"\n  verdict: {'the same as recorded' if same else 'different from the recorded ' + ', '.join(recorded)}")
+    return 1
 
 
 def cmd_rules(args) -> int:

@@ -151,6 +151,37 @@ def run(
 # ------------------------------------------------------------------ printing
 
 
+def replay_file(path: str, target: str | None = None, isolate: bool = True, timeout: float = DEFAULT_TIMEOUT):
+    """Re-execute a counterexample file's steps (no Hypothesis): the Replay."""
+    from .counterexample import read
+    from .replay import NotEnabled, replay
+
+    data = read(path)
+    area, profile = data["area"], data["profile"]
+    try:
+        machine = machine_for(area, profile)
+        prof = machine.profile(profile)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    name = target or data["target"]
+    try:
+        target_cls = target_registry.load(name, area)
+    except target_registry.UnknownTarget as e:
+        raise UsageError(str(e)) from None
+    if isolate:
+        target_cls = isolated(target_cls, timeout)
+    t = target_cls()
+    t.open()
+    try:
+        return data, replay(machine, prof, t, [(s["action"], s["args"]) for s in data["steps"]])
+    except NotEnabled as e:
+        raise UsageError(f"{path}: {e}") from None
+    finally:
+        t.close()
+        if isolate:
+            target_cls.shutdown()
+
+
 def format_result(res: RunResult) -> str:
     lines = [f"== {res.area} against {res.target} (profile {res.profile})", ""]
     width = max(len(r.rule.id) for r in res.results)

@@ -72,13 +72,13 @@ def test_usage_errors():
         run("readiness", "broken_reactors:Nope")
 
 
-def test_cli_exit_codes(capsys):
+def test_cli_exit_codes(capsys, tmp_path):
     assert main(["run", "readiness", "--target", "nope"]) == 2
     assert "unknown readiness target" in capsys.readouterr().err
     assert main(["run", "readiness", "-n", "20", "--seed", "3", "-q"]) == 0
     out = capsys.readouterr().out
     assert "RDY-ET-1" in out and "0 failed" in out
-    assert main(["run", "readiness", "-t", "broken_reactors:OneshotNeverDisarms", "-n", "1000", "-q"]) == 1
+    assert main(["run", "readiness", "-t", "broken_reactors:OneshotNeverDisarms", "-n", "1000", "-q", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "Counterexample" in out and "RDY-ONESHOT-1" in out and ">>" in out
     with pytest.raises(SystemExit) as e:
@@ -122,3 +122,28 @@ def test_runs_leak_no_fds(target):
     run("readiness", target, max_examples=60, seed=4)
     run("readiness", "broken_reactors:OneshotNeverDisarms", max_examples=300)  # failing runs too
     assert _open_fds() == before
+
+
+def test_counterexample_file_replays_to_the_same_verdict(tmp_path, capsys):
+    from asyncspec.conformance.counterexample import BadCounterexample, read
+    from asyncspec.conformance.runner import replay_file
+
+    out = tmp_path / "out"
+    assert main(["run", "readiness", "-t", "broken_reactors:StaleToken", "-q", "--out", str(out)]) == 1
+    (path,) = out.iterdir()
+    data = read(str(path))
+    assert data["area"] == "readiness" and data["violated"][0]["id"] == "RDY-EV-1"
+    assert data["steps"][-1]["violated"] == ["RDY-EV-1"]
+    capsys.readouterr()
+    assert main(["replay", str(path)]) == 1
+    assert "the same as recorded" in capsys.readouterr().out
+    for _ in range(100):
+        _data, result = replay_file(str(path), isolate=False)
+        assert list(result.violated) == ["RDY-EV-1"]
+    # Against the reference reactor the same steps conform.
+    assert main(["replay", str(path), "--target", "impl"]) == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "other"}')
+    with pytest.raises(BadCounterexample, match="not an asyncspec counterexample"):
+        read(str(bad))
+    assert main(["replay", str(bad)]) == 2
