@@ -6,7 +6,7 @@
  * architecture's assembly file (fiber_x86_64.S), and driven from
  * impl/fiber.py.  This file is architecture-neutral: everything that depends
  * on registers or on the stack frame layout is in the assembly file, behind
- * the functions declared under "Architecture interface" below, plus the two
+ * the functions declared under "Architecture interface" below, plus the
  * constants in the ASF_ARCH block.
  *
  * Conventions
@@ -169,6 +169,15 @@
  *           if it yielded or finished (unchanged if it failed or was refused)
  *   FAULT   write to address arg (a deliberate crash when arg is unmapped)
  *   LOOP    forever: v = yield(v + 1)  (benchmarks)
+ *   DF      output[0] = rflags.DF when the op starts (as the first op: as
+ *           the fiber entered, since compiled code never sets DF), v =
+ *           yield(v), output[1] = DF after resume.  x86 only (ASF_HAVE_DF).
+ *   SIGMASK block signal arg in the thread's signal mask: output[0] = 1 if it
+ *           was blocked already, v = yield(v), output[1] = 1 if it is blocked
+ *           after resume.  The mask is the thread's, not part of the fiber's
+ *           context: what the resumer did to it meanwhile shows here, and the
+ *           block shows in the resumer.  arg = SIGSEGV is refused (the guard
+ *           page handler needs it).
  */
 #define ASF_OP_SET 1
 #define ASF_OP_ADD 2
@@ -181,7 +190,9 @@
 #define ASF_OP_RESUME 9
 #define ASF_OP_FAULT 10
 #define ASF_OP_LOOP 11
-#define ASF_OP_MAX_ 11
+#define ASF_OP_DF 12
+#define ASF_OP_SIGMASK 13
+#define ASF_OP_MAX_ 13
 
 /* ------------------------------------------------------------------------
  * Architecture constants
@@ -192,6 +203,16 @@
 /* asf_fp_control_get/set: MXCSR in bits 0-31 (bits 16-31 reserved: ldmxcsr
  * faults on them), x87 control word in bits 32-47. */
 #define ASF_FP_CONTROL_RESERVED 0xFFFF0000FFFF0000ull
+/* rflags has a direction flag (the DF probe, asf_arch_direction_flag). */
+#define ASF_HAVE_DF 1
+#elif defined(__aarch64__)
+/* x19, x20, x21, x27, x28, x29, d8, d15: the order of asf_call_with_regs's
+ * arrays (fiber_aarch64.S; eight fit an op's input/output). */
+#define ASF_NREGS 8
+/* asf_fp_control_get/set: FPCR.  Reserved: the RES0 bits 3-7, 14 and
+ * 27-63; every defined field (trap enables, Len/Stride, FZ16, RMode, FZ,
+ * DN, AHP, and the newer FIZ/AH/NEP, EBF) may be written. */
+#define ASF_FP_CONTROL_RESERVED 0xFFFFFFFFF80040F8ull
 #else
 #error "fiber.c: no context-switch assembly for this architecture yet"
 #endif
@@ -252,6 +273,19 @@ ASF_HIDDEN void asf_fp_control_set(uint64_t value);
 ASF_HIDDEN uintptr_t asf_call_with_regs(const uintptr_t *in, uintptr_t *out,
                                         uintptr_t (*fn)(void *, uintptr_t), void *arg, uintptr_t value);
 ASF_HIDDEN uintptr_t asf_arch_aligned_access(void *p);
+#ifdef ASF_HAVE_DF
+ASF_HIDDEN uintptr_t asf_arch_direction_flag(void);
+#endif
+
+#ifdef ASF_BROKEN_RBX
+/* The deliberately broken switch that never restores rbx (see the head of
+ * fiber_x86_64.S).  Compiled code here would keep its own values in rbx
+ * across asf_switch and crash on the other context's value before any
+ * probe could observe it; reserving rbx in this file keeps the bug where a
+ * conformance probe sees it: in the registers that asf_call_with_regs
+ * holds across a switch (FIB-X86-2). */
+register uintptr_t asf_broken_rbx_reserved __asm__("rbx");
+#endif
 
 /* Called (jumped to) from asf_fiber_entry. */
 ASF_HIDDEN __attribute__((noreturn, used)) void asf_fiber_main(struct asf_fiber *f, uintptr_t value);
@@ -322,8 +356,16 @@ int asf_stack_alloc(struct asf_stack *s, size_t size)
     s->map_len = len;
     s->guard_lo = (uintptr_t)base;
     s->guard_hi = (uintptr_t)base + page;
+#ifndef ASF_BROKEN_GUARD_OVERLAP
     s->lo = s->guard_hi;
     s->hi = (uintptr_t)base + len;
+#else
+    /* Deliberately broken (a conformance-suite test): the usable range
+     * counted from the mapping's base instead of above the guard page, so
+     * its lowest page is the guard and its top is one page too low. */
+    s->lo = s->guard_lo;
+    s->hi = s->lo + usable;
+#endif
     __atomic_store_n(&s->state, ASF_STACK_IDLE, __ATOMIC_RELEASE);
     return 0;
 }
@@ -509,6 +551,12 @@ int asf_fiber_init(struct asf_fiber *f, struct asf_stack *s, struct asf_op *ops,
             return -EINVAL;
         if (ops[i].code == ASF_OP_FP && !fp_control_valid(ops[i].arg))
             return -EINVAL;
+#ifndef ASF_HAVE_DF
+        if (ops[i].code == ASF_OP_DF)
+            return -EINVAL;
+#endif
+        if (ops[i].code == ASF_OP_SIGMASK && (ops[i].arg < 1 || ops[i].arg >= NSIG || ops[i].arg == SIGSEGV))
+            return -EINVAL;
     }
     int st = ASF_STACK_IDLE;
     if (!__atomic_compare_exchange_n(&s->state, &st, ASF_STACK_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -677,6 +725,15 @@ uintptr_t asf_exit_address(void)
     return asf_fiber_exit_address();
 }
 
+int asf_direction_flag(void)
+{
+#ifdef ASF_HAVE_DF
+    return (int)asf_arch_direction_flag();
+#else
+    return -ENOSYS;
+#endif
+}
+
 /* ------------------------------------------------------------------------
  * Probe bodies (run inside fibers)
  * ------------------------------------------------------------------------ */
@@ -744,6 +801,20 @@ __attribute__((noinline)) static void op_align(struct asf_op *op)
     __asm__ __volatile__("" : : "r"(local) : "memory"); /* keep the local alive */
 }
 
+__attribute__((noinline)) static void op_sigmask(struct asf_op *op, uintptr_t *v)
+{
+    int sig = (int)op->arg; /* validated by asf_fiber_init */
+    sigset_t one, cur;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_BLOCK, &one, &cur);
+    op->output[0] = sigismember(&cur, sig) == 1;
+    *v = yield_value(*v);
+    /* Possibly on another thread now: pthread_sigmask asks the current one. */
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    op->output[1] = sigismember(&cur, sig) == 1;
+}
+
 static uintptr_t run_ops(struct asf_fiber *f, uintptr_t v)
 {
     for (size_t i = 0; i < f->nops_; i++) {
@@ -796,6 +867,16 @@ static uintptr_t run_ops(struct asf_fiber *f, uintptr_t v)
         case ASF_OP_LOOP:
             for (;;)
                 v = yield_value(v + 1);
+        case ASF_OP_DF:
+#ifdef ASF_HAVE_DF
+            op->output[0] = asf_arch_direction_flag();
+            v = yield_value(v);
+            op->output[1] = asf_arch_direction_flag();
+#endif
+            break;
+        case ASF_OP_SIGMASK:
+            op_sigmask(op, &v);
+            break;
         }
     }
     return v;
@@ -892,5 +973,7 @@ const char *asf_arch(void)
 {
 #if defined(__x86_64__)
     return "x86_64";
+#elif defined(__aarch64__)
+    return "aarch64";
 #endif
 }

@@ -36,6 +36,13 @@ States: NEW, RUNNING, SUSPENDED, FINISHED, FAILED, and CLOSED after
 `close()`.  A fiber's probe may resume other fibers (`Resume(other)`): their
 yields return to it.
 
+Other builds of the C layer
+---------------------------
+`api(module)` returns an `Api`: this module's names (Stack, Fiber, the ops,
+fp_control, ...) over another build of the C layer, such as one of the
+deliberately broken switchers that `fiber_build.build_variant` compiles.
+Stacks and fibers of different builds do not mix.
+
 Errors
 ------
 Using things the wrong way raises ValueError naming what was wrong: a stack
@@ -51,6 +58,7 @@ from __future__ import annotations
 import enum
 import errno as _errno
 import os
+import signal as _signal
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,6 +87,8 @@ __all__ = [
     "Add",
     "Align",
     "AlignResult",
+    "Api",
+    "DirectionFlag",
     "Fault",
     "Fiber",
     "FpControl",
@@ -91,12 +101,15 @@ __all__ = [
     "Resume",
     "ResumeResult",
     "Set",
+    "SignalMask",
     "Stack",
     "State",
     "Status",
     "Yield",
+    "api",
     "bench_pingpong",
     "bench_switch",
+    "direction_flag",
     "exit_address",
     "fp_control",
     "set_fp_control",
@@ -155,16 +168,19 @@ class _StackHandle:
     """The C struct of a stack, shared by its Stack and its fiber's finalizer."""
 
     __slots__ = ("__weakref__", "buf", "c", "free_when_idle")
+    # The build of the C layer (this module's; `api` binds others in subclasses).
+    _ffi = ffi
+    _lib = lib
 
     def __init__(self) -> None:
-        self.c = ffi.new("struct asf_stack *")
+        self.c = self._ffi.new("struct asf_stack *")
         self.buf = None  # ffi.from_buffer cdata keeping caller memory pinned
         self.free_when_idle = False
 
     def free(self) -> int:
-        r = lib.asf_stack_free(self.c)
+        r = self._lib.asf_stack_free(self.c)
         if r == 0 and self.buf is not None:
-            ffi.release(self.buf)  # lets a bytearray be resized again
+            self._ffi.release(self.buf)  # lets a bytearray be resized again
             self.buf = None
         return r
 
@@ -178,6 +194,9 @@ class Stack:
     """A fiber stack: mapped with a guard page (`allocate`) or caller memory (`from_buffer`)."""
 
     __slots__ = ("__weakref__", "_finalizer", "_h")
+    _ffi = ffi
+    _lib = lib
+    _handle_type = _StackHandle
 
     def __init__(self) -> None:
         raise TypeError("use Stack.allocate(size) or Stack.from_buffer(buffer, offset)")
@@ -185,7 +204,7 @@ class Stack:
     @classmethod
     def _new(cls) -> Stack:
         self = object.__new__(cls)
-        self._h = _StackHandle()
+        self._h = cls._handle_type()
         self._finalizer = None
         return self
 
@@ -199,7 +218,7 @@ class Stack:
         if size >= _WORD // 2:
             raise ValueError(f"stack size {size} is too large")
         self = cls._new()
-        r = lib.asf_stack_alloc(self._h.c, size)
+        r = cls._lib.asf_stack_alloc(self._h.c, size)
         if r < 0:
             if r == -_errno.EINVAL:
                 raise ValueError(f"invalid stack size {size}")
@@ -213,6 +232,7 @@ class Stack:
         writable buffer from `offset`.  Any alignment: the top is aligned down
         to 16 and the bottom up to 16.  No guard page.  The buffer is kept
         alive (and a bytearray cannot be resized) until the stack is freed."""
+        ffi, lib = cls._ffi, cls._lib
         try:
             buf = ffi.from_buffer("char[]", buffer, require_writable=True)
         except (TypeError, BufferError) as exc:
@@ -496,16 +516,18 @@ class Resume(Op):
         if t == _SELF:
             c.ptr = owner._c
         elif isinstance(t, Fiber):
+            owner._same_build(t, "Resume target")
             c.ptr = t._c
             owner._refs.append(t)
         elif t is None:
-            c.ptr = ffi.NULL
+            c.ptr = owner._ffi.NULL
         else:
             raise TypeError(f"Resume target must be a Fiber, 'self' or None, not {t!r}")
 
     def _result(self, c):
-        code = ffi.cast("intptr_t", c.output[0])
-        code = int(code)
+        code = int(c.output[0])
+        if code >= _WORD // 2:  # a signed C int stored in a machine word
+            code -= _WORD
         if code > 0:
             return ResumeResult(Status(code), int(c.output[1]), None, code)
         if code < 0:
@@ -533,13 +555,53 @@ class Loop(Op):
     code = lib.ASF_OP_LOOP
 
 
+@dataclass(frozen=True)
+class DirectionFlag(Op):
+    """Read the direction flag (x86-64 rflags.DF, with pushfq), then
+    v = yield(v), then read it again.  Result: (DF when the op started,
+    DF after the fiber is resumed), each 0 or 1; the psABI wants both 0.  As
+    a probe's first op, the first value is DF as the fiber entered (compiled
+    code never sets DF).  x86-64 only: elsewhere Fiber() refuses it."""
+
+    code = lib.ASF_OP_DF
+
+    def _result(self, c):
+        return (int(c.output[0]), int(c.output[1]))
+
+
+@dataclass(frozen=True)
+class SignalMask(Op):
+    """Block `signum` in the thread's signal mask (pthread_sigmask), then
+    v = yield(v).  Result: (whether it was blocked already when the op
+    started, whether it is blocked after the fiber is resumed).  The mask
+    belongs to the thread, not to the fiber: a switch neither saves nor
+    restores it, so the block is still in force in the resumer when the
+    fiber yields, and what the resumer does to the mask meanwhile is what
+    the fiber finds when it is resumed.  The caller owns the mask: restore
+    it after the fiber yields.  SIGSEGV is refused (the guard-page handler
+    needs it)."""
+
+    signum: int
+    code = lib.ASF_OP_SIGMASK
+
+    def _fill(self, c, owner):
+        super()._fill(c, owner)
+        n = int(self.signum)
+        if not 1 <= n < _signal.NSIG or n == _signal.SIGSEGV:
+            raise ValueError(f"SignalMask needs a signal number other than SIGSEGV, got {self.signum!r}")
+        c.arg = n
+
+    def _result(self, c):
+        return (int(c.output[0]), int(c.output[1]))
+
+
 # ---------------------------------------------------------------------------
 # Fibers
 # ---------------------------------------------------------------------------
 
 
 def _finalize_fiber(c, h: _StackHandle, keep) -> None:
-    if lib.asf_fiber_destroy(c) == 0 and h.free_when_idle:
+    if h._lib.asf_fiber_destroy(c) == 0 and h.free_when_idle:
         h.free()
 
 
@@ -547,10 +609,14 @@ class Fiber:
     """A fiber running `probe` (a sequence of Op) on `stack`."""
 
     __slots__ = ("__weakref__", "_c", "_finalizer", "_ops", "_ops_c", "_refs", "_stack")
+    _ffi = ffi
+    _lib = lib
 
     def __init__(self, stack: Stack, probe: Iterable[Op] = ()) -> None:
         if not isinstance(stack, Stack):
             raise TypeError(f"stack must be a Stack, not {type(stack).__name__}")
+        self._same_build(stack, "stack")
+        ffi, lib = self._ffi, self._lib
         ops = tuple(probe)
         for op in ops:
             if not isinstance(op, Op):
@@ -569,18 +635,24 @@ class Fiber:
         if r == -_errno.EBADF:
             raise ValueError("stack has been freed")
         if r == -_errno.EINVAL:
-            raise ValueError("invalid probe (an FpControl value with reserved bits set?)")
+            raise ValueError(
+                "invalid probe (an FpControl value with reserved bits set, or DirectionFlag where there is no DF?)"
+            )
         if r < 0:
             raise OSError(-r, f"fiber: {os.strerror(-r)}")
         self._finalizer = weakref.finalize(self, _finalize_fiber, self._c, stack._h, (self._ops_c, self._refs))
+
+    def _same_build(self, other, what: str) -> None:
+        if other._lib is not self._lib:
+            raise TypeError(f"{what} belongs to another build of the fiber library than this Fiber")
 
     # -- running ---------------------------------------------------------------
 
     def resume(self, value: int = 0) -> tuple[Status, int]:
         """Run the fiber until it yields, finishes or fails: (status, value).
         `value` is what its pending yield returns (or its starting value)."""
-        out = ffi.new("uintptr_t *")
-        r = lib.asf_fiber_resume(self._c, _word(value, "value"), out)
+        out = self._ffi.new("uintptr_t *")
+        r = self._lib.asf_fiber_resume(self._c, _word(value, "value"), out)
         if r < 0:
             raise _resume_error(r, self.state)
         return Status(r), int(out[0])
@@ -591,10 +663,11 @@ class Fiber:
         regs = tuple(registers)
         if len(regs) != NREGS:
             raise ValueError(f"need {NREGS} register values, got {len(regs)}")
+        ffi = self._ffi
         rin = ffi.new("uintptr_t[]", [_word(v, "register value") for v in regs])
         rout = ffi.new("uintptr_t[]", NREGS)
         out = ffi.new("uintptr_t *")
-        r = lib.asf_fiber_resume_regs(self._c, _word(value, "value"), out, rin, rout)
+        r = self._lib.asf_fiber_resume_regs(self._c, _word(value, "value"), out, rin, rout)
         if r < 0:
             raise _resume_error(r, self.state)
         return Status(r), int(out[0]), tuple(int(x) for x in rout)
@@ -608,6 +681,7 @@ class Fiber:
             raise TypeError(f"probe operation {index} is not a Resume")
         if not isinstance(target, Fiber):
             raise TypeError("target must be a Fiber")
+        self._same_build(target, "target")
         self._ops_c[index].ptr = target._c
         self._refs.append(target)
 
@@ -615,7 +689,7 @@ class Fiber:
 
     @property
     def state(self) -> State:
-        return State(lib.asf_fiber_state(self._c))
+        return State(self._lib.asf_fiber_state(self._c))
 
     @property
     def stack(self) -> Stack:
@@ -653,7 +727,7 @@ class Fiber:
         abandoned.  Idempotent; refused while the fiber is running."""
         if self.state == State.CLOSED:
             return
-        r = lib.asf_fiber_destroy(self._c)
+        r = self._lib.asf_fiber_destroy(self._c)
         if r == -_errno.EBUSY:
             raise ValueError("cannot close a running fiber")
         if r < 0 and r != -_errno.EBADF:
@@ -675,25 +749,8 @@ class Fiber:
 
 
 # ---------------------------------------------------------------------------
-# The thread's own floating-point control state, and benchmarks
+# The thread's own floating-point control state, benchmarks, other builds
 # ---------------------------------------------------------------------------
-
-
-def fp_control() -> int:
-    """The calling thread's floating-point control state (x86-64: MXCSR in
-    bits 0-31, x87 control word in bits 32-47)."""
-    return int(lib.asf_fp_control())
-
-
-def set_fp_control(value: int) -> None:
-    """Set it.  Careful: Python's own float arithmetic runs under it."""
-    if lib.asf_set_fp_control(_word(value, "value")) < 0:
-        raise ValueError(f"floating-point control value {value:#x} has reserved bits set")
-
-
-def exit_address() -> int:
-    """The fake return address a fiber's entry function sees (unwinders stop there)."""
-    return int(lib.asf_exit_address())
 
 
 def _bench(fn, n: int, what: str) -> int:
@@ -705,11 +762,79 @@ def _bench(fn, n: int, what: str) -> int:
     return int(r)
 
 
-def bench_pingpong(n: int) -> int:
-    """Nanoseconds for n resume/yield round trips (2n switches) in C."""
-    return _bench(lib.asf_bench_pingpong, n, "bench_pingpong")
+# The names an Api shares with this module unchanged: nothing in them calls
+# into the C layer.
+_SHARED = (
+    "Add", "Align", "AlignResult", "DirectionFlag", "Fault", "FpControl", "FrameWalk", "Frames", "Loop", "Op",
+    "Recurse", "Registers", "Resume", "ResumeResult", "Set", "SignalMask", "State", "Status", "Yield",
+)  # fmt: skip
 
 
-def bench_switch(n: int) -> int:
-    """Nanoseconds for n bare context-switch round trips (2n switches) in C."""
-    return _bench(lib.asf_bench_switch, n, "bench_switch")
+class Api:
+    """The fiber API over one build of the C layer: Stack and Fiber bound to
+    it, its functions (fp_control, ...), and the ops, states and constants,
+    under this module's names.  This module's own functions are those of
+    the installed build's Api; `api(module)` makes one for another build."""
+
+    def __init__(self, ffi, lib, stack_type: type, fiber_type: type) -> None:
+        self.ffi, self.lib = ffi, lib
+        self.Stack, self.Fiber = stack_type, fiber_type
+        self.STACK_MIN = int(lib.ASF_STACK_MIN)
+        self.PAGE_SIZE = int(lib.asf_page_size())
+        self.NREGS = int(lib.asf_nregs())
+        self.ARCH = ffi.string(lib.asf_arch()).decode()
+        for name in _SHARED:
+            setattr(self, name, globals()[name])
+
+    def fp_control(self) -> int:
+        """The calling thread's floating-point control state (x86-64: MXCSR in
+        bits 0-31, x87 control word in bits 32-47)."""
+        return int(self.lib.asf_fp_control())
+
+    def set_fp_control(self, value: int) -> None:
+        """Set it.  Careful: Python's own float arithmetic runs under it."""
+        if self.lib.asf_set_fp_control(_word(value, "value")) < 0:
+            raise ValueError(f"floating-point control value {value:#x} has reserved bits set")
+
+    def direction_flag(self) -> int:
+        """The calling thread's direction flag (x86-64 rflags.DF): 0 or 1."""
+        r = self.lib.asf_direction_flag()
+        if r < 0:
+            raise OSError(-r, f"direction flag: {os.strerror(-r)} on {self.ARCH}")
+        return int(r)
+
+    def exit_address(self) -> int:
+        """The fake return address a fiber's entry function sees (unwinders stop there)."""
+        return int(self.lib.asf_exit_address())
+
+    def bench_pingpong(self, n: int) -> int:
+        """Nanoseconds for n resume/yield round trips (2n switches) in C."""
+        return _bench(self.lib.asf_bench_pingpong, n, "bench_pingpong")
+
+    def bench_switch(self, n: int) -> int:
+        """Nanoseconds for n bare context-switch round trips (2n switches) in C."""
+        return _bench(self.lib.asf_bench_switch, n, "bench_switch")
+
+    def __repr__(self) -> str:
+        return f"<fiber Api over {getattr(self.lib, '__name__', self.lib)!r}>"
+
+
+def api(module) -> Api:
+    """The fiber API over another build of the C layer: `module` is a cffi
+    module with `ffi` and `lib` compiled from fiber.c (see
+    fiber_build.build_variant)."""
+    ffi_, lib_ = module.ffi, module.lib
+    bound = {"_ffi": ffi_, "_lib": lib_, "__slots__": (), "__module__": __name__}
+    handle = type("_StackHandle", (_StackHandle,), dict(bound))
+    stack = type("Stack", (Stack,), dict(bound, _handle_type=handle, __doc__=Stack.__doc__))
+    fib = type("Fiber", (Fiber,), dict(bound, __doc__=Fiber.__doc__))
+    return Api(ffi_, lib_, stack, fib)
+
+
+_installed = Api(ffi, lib, Stack, Fiber)
+fp_control = _installed.fp_control
+set_fp_control = _installed.set_fp_control
+direction_flag = _installed.direction_flag
+exit_address = _installed.exit_address
+bench_pingpong = _installed.bench_pingpong
+bench_switch = _installed.bench_switch

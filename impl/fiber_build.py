@@ -7,6 +7,12 @@ build_ext also teaches the compiler the `.S` extension).
 
 `SUPPORTED` says whether this machine has a context switch; the backend only
 builds the module where it does.
+
+`build_variant(name, defines, tmpdir)` compiles the same two files with extra
+preprocessor definitions (the deliberately broken ASF_BROKEN_* switchers, see
+the head of fiber_x86_64.S) into a separate module in a directory of the
+caller's, without touching the installed one; `asyncspec.impl.fiber.api`
+puts the fiber API over such a module.
 """
 
 import os
@@ -33,9 +39,7 @@ def asm_file():
 
 SUPPORTED = asm_file() is not None
 
-ffibuilder = FFI()
-ffibuilder.cdef(
-    """
+CDEF = """
     #define ASF_STACK_MIN ...
     #define ASF_STACK_IDLE ...
     #define ASF_STACK_BUSY ...
@@ -63,6 +67,8 @@ ffibuilder.cdef(
     #define ASF_OP_RESUME ...
     #define ASF_OP_FAULT ...
     #define ASF_OP_LOOP ...
+    #define ASF_OP_DF ...
+    #define ASF_OP_SIGMASK ...
 
     /* Caller-allocated and zero-initialized; see fiber.c. */
     struct asf_stack {
@@ -108,15 +114,25 @@ ffibuilder.cdef(
     uint64_t asf_fp_control(void);
     int asf_set_fp_control(uint64_t value);
     uintptr_t asf_exit_address(void);
+    int asf_direction_flag(void);
     const char *asf_arch(void);
 
     int64_t asf_bench_pingpong(uint64_t n);
     int64_t asf_bench_switch(uint64_t n);
-    """
-)
+"""
+
+# Frame pointers everywhere in fiber.c: the FRAMES probe walks the chain,
+# and debuggers and profilers get a chain that ends at the fiber's base.
+# No semantic interposition: fiber.c's own calls to its exported functions
+# (resume, yield) may then be direct and inlined instead of going through
+# the PLT, which made a resume/yield round trip about 1.5x slower.
+COMPILE_ARGS = ["-fno-omit-frame-pointer", "-fno-semantic-interposition"]
 
 with open(os.path.join(HERE, "fiber.c")) as f:
     _c_source = f.read()
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
 
 _sources = []
 if SUPPORTED:
@@ -128,13 +144,91 @@ ffibuilder.set_source(
     "asyncspec.impl._fiber",
     _c_source,
     sources=_sources,
-    # Frame pointers everywhere in fiber.c: the FRAMES probe walks the chain,
-    # and debuggers and profilers get a chain that ends at the fiber's base.
-    # No semantic interposition: fiber.c's own calls to its exported functions
-    # (resume, yield) may then be direct and inlined instead of going through
-    # the PLT, which made a resume/yield round trip about 1.5x slower.
-    extra_compile_args=["-fno-omit-frame-pointer", "-fno-semantic-interposition"],
+    extra_compile_args=COMPILE_ARGS,
 )
+
+
+# ------------------------------------------------------------------ variants
+
+_variants: dict = {}
+
+
+def _macro(define: str):
+    name, eq, value = define.partition("=")
+    if not name.isidentifier():
+        raise ValueError(f"not a preprocessor definition: {define!r}")
+    return name, (value if eq else None)
+
+
+def build_variant(name: str, defines, tmpdir: str):
+    """Compile fiber.c and the assembly file with `defines` ("NAME" or
+    "NAME=VALUE", passed as -D) into a cffi module in `tmpdir`, import it and
+    return it (its `ffi` and `lib` are those of asyncspec.impl._fiber).
+
+    The module is named after `name` and a hash of the sources, definitions
+    and flags, and it lands in `tmpdir` under that name by an atomic rename:
+    a process that finds it there already (another worker, a second call)
+    imports it without compiling, and two processes building at once do not
+    disturb each other.  Within a process each module is imported once.
+    """
+    import hashlib
+    import importlib.util
+    import shlex
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    asm = asm_file()
+    if asm is None:
+        raise RuntimeError(f"no context switch for this machine ({sys.platform}, {platform.machine()})")
+    macros = [_macro(d) for d in defines]
+    flags = [f"-D{n}" if v is None else f"-D{n}={v}" for n, v in macros]
+    with open(os.path.join(HERE, asm)) as f:
+        asm_source = f.read()
+    digest = hashlib.sha256(
+        "\0".join([_c_source, asm_source, CDEF, *flags, *COMPILE_ARGS, sys.implementation.cache_tag]).encode()
+    ).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    module_name = f"_fiber_{safe}_{digest}"
+    if module_name in _variants:
+        return _variants[module_name]
+    os.makedirs(tmpdir, exist_ok=True)
+    final = os.path.join(tmpdir, module_name + ".so")
+    if not os.path.exists(final):
+        work = tempfile.mkdtemp(prefix=module_name + "-", dir=tmpdir)
+        try:
+            # setuptools' compilers do not take `.S` sources (build_backend.py
+            # teaches the package build), so assemble it here, with the same
+            # definitions, and link the object in.
+            obj = os.path.join(work, "switch.o")
+            cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+            subprocess.run(
+                [*cc, "-c", "-fPIC", *flags, os.path.join(HERE, asm), "-o", obj],
+                check=True,
+                capture_output=True,
+            )
+            builder = FFI()
+            builder.cdef(CDEF)
+            builder.set_source(
+                module_name,
+                _c_source,
+                define_macros=macros,
+                extra_objects=[obj],
+                extra_compile_args=COMPILE_ARGS,
+            )
+            built = builder.compile(tmpdir=work)
+            os.replace(built, final)
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(f"assembling {asm} with {flags}: {e.stderr.decode(errors='replace')}") from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    spec = importlib.util.spec_from_file_location(module_name, final)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _variants[module_name] = module
+    return module
+
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -26,6 +26,7 @@
  *   uintptr_t asf_call_with_regs(const uintptr_t in[6], uintptr_t out[6],
  *                 uintptr_t (*fn)(void *, uintptr_t), void *arg, uintptr_t value);
  *   uintptr_t asf_arch_aligned_access(void *p);
+ *   uintptr_t asf_arch_direction_flag(void);    rflags.DF (x86 only: ASF_HAVE_DF)
  *       (probes, used by the tests through fiber.c)
  *
  * What a context is.  The psABI makes rbx, rbp, r12-r15 callee-saved, and also
@@ -84,6 +85,20 @@
  * No CET: the switch changes stacks with `ret` and so is incompatible with
  * shadow stacks, and this object carries no .note.gnu.property, which makes
  * the linked library say so.
+ *
+ * Deliberately broken variants.  Each ASF_BROKEN_* macro (all undefined in
+ * the real build) plants one classic bug, so that the conformance suite can
+ * be shown to catch it (tests/broken_switchers.py builds them with
+ * impl/fiber_build.py's build_variant):
+ *   ASF_BROKEN_ENTRY_ALIGN16  a new fiber's frame is built one word lower, so
+ *                             its entry function starts with rsp % 16 == 0
+ *                             (aligned as *before* a call: the libco bug);
+ *   ASF_BROKEN_RBX            asf_switch saves rbx but never restores it
+ *                             (see also fiber.c);
+ *   ASF_BROKEN_MXCSR          asf_switch neither saves nor loads MXCSR (the
+ *                             x87 control word is still switched);
+ * and, in fiber.c, ASF_BROKEN_GUARD_OVERLAP (an allocated stack's usable
+ * range starts at its guard page).
  */
 
         .text
@@ -117,13 +132,17 @@ asf_switch:
         .cfi_rel_offset %r15, 0
         subq    $8, %rsp                /* one slot for MXCSR + x87 CW; rsp is now 16-aligned */
         .cfi_adjust_cfa_offset 8
+#ifndef ASF_BROKEN_MXCSR
         stmxcsr (%rsp)                  /* MXCSR's control bits are callee-saved (rounding, FTZ, DAZ, masks) */
+#endif
         fnstcw  4(%rsp)                 /* so is the x87 control word (precision, rounding, masks) */
         movq    %rsp, (%rdi)            /* publish this context's sp: it is now complete on its stack */
         movq    %rsi, %rsp              /* switch stacks: from here on we run the other context */
         /* The other context has the same frame shape (see the diagrams), so
          * the unwind rules above describe it too. */
+#ifndef ASF_BROKEN_MXCSR
         ldmxcsr (%rsp)                  /* its MXCSR */
+#endif
         fldcw   4(%rsp)                 /* its x87 control word */
         addq    $8, %rsp                /* drop the MXCSR/CW slot */
         .cfi_adjust_cfa_offset -8
@@ -139,7 +158,11 @@ asf_switch:
         popq    %r12                    /* (see above) */
         .cfi_adjust_cfa_offset -8
         .cfi_restore %r12
+#ifndef ASF_BROKEN_RBX
         popq    %rbx                    /* (see above) */
+#else
+        popq    %rcx                    /* BROKEN: the saved rbx goes to a scratch register; rbx keeps the other context's value */
+#endif
         .cfi_adjust_cfa_offset -8
         .cfi_restore %rbx
         popq    %rbp                    /* its frame pointer (0 for a new fiber) */
@@ -162,7 +185,11 @@ asf_switch:
 asf_fiber_trampoline:
         .cfi_startproc
         .cfi_undefined %rip             /* outermost frame: unwinders and debuggers stop here */
+#ifndef ASF_BROKEN_RBX
         movq    %rbx, %rdi              /* first argument: arg */
+#else
+        movq    %rcx, %rdi              /* first argument: arg (the broken switch left it in rcx, not rbx) */
+#endif
         movq    %rax, %rsi              /* second argument: the value passed to the first resume */
         cld                             /* DF clear at function entry (already clear: asf_switch was called; cheap insurance) */
         jmpq    *%r12                   /* enter entry(arg, value); [rsp] is already its return address */
@@ -201,6 +228,9 @@ asf_init_stack:
         .cfi_startproc
         movq    %rdi, %rax              /* rax walks down from the top */
         andq    $-16, %rax              /* T: 16-aligned (fiber.c already aligns it; the layout depends on it) */
+#ifdef ASF_BROKEN_ENTRY_ALIGN16
+        subq    $8, %rax                /* BROKEN: the frame one word lower, so the entry function starts with rsp == T-16 */
+#endif
         leaq    asf_fiber_trampoline_ret(%rip), %rcx  /* the fake return address */
         movq    %rcx, -8(%rax)          /* T-8: seen by the entry function as its return address */
         leaq    asf_fiber_trampoline(%rip), %rcx      /* where asf_switch's `ret` goes */
@@ -374,6 +404,26 @@ asf_arch_aligned_access:
         ret                             /* done */
         .cfi_endproc
         .size   asf_arch_aligned_access, .-asf_arch_aligned_access
+
+/* ------------------------------------------------------------------------
+ * uintptr_t asf_arch_direction_flag(void)
+ * Probe: rflags.DF (bit 10), 0 or 1.  A leaf (one push and its pop).
+ * ------------------------------------------------------------------------ */
+        .globl  asf_arch_direction_flag
+        .hidden asf_arch_direction_flag
+        .type   asf_arch_direction_flag, @function
+        .p2align 4
+asf_arch_direction_flag:
+        .cfi_startproc
+        pushfq                          /* rflags onto the stack: the only way to read DF */
+        .cfi_adjust_cfa_offset 8
+        popq    %rax                    /* and into rax */
+        .cfi_adjust_cfa_offset -8
+        shrq    $10, %rax               /* DF is bit 10 */
+        andl    $1, %eax                /* just that bit (zero-extends rax) */
+        ret                             /* return it */
+        .cfi_endproc
+        .size   asf_arch_direction_flag, .-asf_arch_direction_flag
 
 /* The stack of a program that links this object need not be executable. */
         .section .note.GNU-stack, "", @progbits

@@ -45,6 +45,18 @@ def test_callee_saved_and_fp_control_are_exact():  # FIB-X86-2, FIB-X86-3
     assert one("fpctl", dict(fiber=a, main=b), leaked).violated == ("FIB-X86-3",)
 
 
+def test_direction_flag_and_signal_mask():  # FIB-X86-4, FIB-SIG-1, FIB-SIG-2
+    assert one("df", {}, ("df", 0, 0, 0)).ok
+    assert one("df", {}, ("df", 1, 0, 0)).violated == ("FIB-X86-4",)  # a new fiber entered with DF set
+    sig = dict(sig="SIGURG")
+    assert one("sigmask", sig, ("sigmask", 0, 1, 0)).ok
+    swapped = ("sigmask", 0, 0, 1)  # what a switch that saves and restores the mask would show
+    assert one("sigmask", sig, swapped).violated == ("FIB-SIG-1",)
+    ucontext = MACHINE.profile("ucontext")
+    assert replay(MACHINE, ucontext, ModelTarget([swapped]), [("sigmask", sig)]).ok
+    assert replay(MACHINE, ucontext, ModelTarget([("sigmask", 0, 1, 0)]), [("sigmask", sig)]).violated == ("FIB-SIG-2",)
+
+
 def test_minimum_stack():  # FIB-STACK-2
     assert one("small_stack", dict(kind="mmap", size=16383, offset=0), ("err", "too-small")).ok
     assert one("small_stack", dict(kind="mmap", size=16384, offset=0), ("ok",)).ok
@@ -61,6 +73,9 @@ def test_reference_switcher_conforms():
     res = run("fiber", "impl", max_examples=150, seed=2)
     assert res.ok, res.failure
     status = {r.rule.id: r.status for r in res.results}
-    for rid in ("FIB-X86-1", "FIB-X86-2", "FIB-X86-3", "FIB-STACK-1", "FIB-STACK-2", "FIB-STACK-3", "FIB-STACK-4", "FIB-LIFE-4"):
+    for rid in (
+        "FIB-X86-1", "FIB-X86-2", "FIB-X86-3", "FIB-X86-4", "FIB-SIG-1",
+        "FIB-STACK-1", "FIB-STACK-2", "FIB-STACK-3", "FIB-STACK-4", "FIB-LIFE-4",
+    ):  # fmt: skip
         assert status[rid] == PASS, (rid, status[rid])
     assert status["FIB-A64-1"] == NA

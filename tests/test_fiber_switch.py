@@ -24,6 +24,7 @@ from asyncspec.impl.fiber import (
     STACK_MIN,
     Add,
     Align,
+    DirectionFlag,
     Fiber,
     FpControl,
     Frames,
@@ -31,10 +32,12 @@ from asyncspec.impl.fiber import (
     Registers,
     Resume,
     Set,
+    SignalMask,
     Stack,
     State,
     Status,
     Yield,
+    direction_flag,
     exit_address,
     fp_control,
     set_fp_control,
@@ -232,6 +235,32 @@ def test_fp_control_is_per_fiber():
         a.close()
         b.close()
     assert control(fp_control()) == control(original)
+
+
+def test_direction_flag_is_clear_at_entry_and_after_switches():
+    with Stack.allocate(STACK_MIN) as stack, Fiber(stack, [DirectionFlag(), Yield(1)]) as f:
+        assert f.resume(0) == (Status.YIELDED, 0)
+        assert direction_flag() == 0
+        assert f.resume(0) == (Status.YIELDED, 0)
+        assert f.results[0] == (0, 0)
+
+
+def test_signal_mask_is_the_threads_not_the_fibers():
+    sig = signal.SIGURG
+    saved = signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    try:
+        with Stack.allocate(STACK_MIN) as stack, Fiber(stack, [SignalMask(sig)]) as f:
+            assert f.resume(0) == (Status.YIELDED, 0)
+            # The fiber's block is in force here: the switch did not restore the mask.
+            assert sig in signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+            assert f.resume(0) == (Status.FINISHED, 0)
+            # And the fiber, resumed, found the mask as this context left it.
+            assert f.results[0] == (0, 0)
+        with Stack.allocate(STACK_MIN) as stack, pytest.raises(ValueError, match="SIGSEGV"):
+            Fiber(stack, [SignalMask(signal.SIGSEGV)])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == saved
 
 
 def test_fp_control_rejects_reserved_bits():

@@ -5,6 +5,9 @@ Yield(k, add=1) then Add(100); overflow recurses into the guard page;
 nestJ alternates Resume(J) and Yield (J bound at creation); self resumes
 itself.  A resume the switcher refuses raises ValueError; the target
 answers with the fiber's state, as the spec words it.
+
+Subclasses may drive another build of the same C layer (`_api`), such as the
+deliberately broken switchers of tests/broken_switchers.py.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ STACK = 64 * 1024
 
 class ImplFiber(FiberTarget):
     name = "impl"
-    features = frozenset({"nested", "errors", "guard", "abi", "stack"})
+    features = frozenset({"nested", "errors", "guard", "abi", "stack", "df", "sigmask"})
     description = "asyncspec.impl.fiber: the reference C + assembly switcher (x86-64 SysV)."
 
     @classmethod
@@ -28,10 +31,14 @@ class ImplFiber(FiberTarget):
             return f"the fiber switcher is not built for this machine: {e}"
         return None
 
-    def open(self):
+    def _api(self):
+        """The fiber API this target drives: the installed build's (asyncspec.impl.fiber)."""
         from asyncspec.impl import fiber
 
-        self._f = fiber
+        return fiber
+
+    def open(self):
+        self._f = self._api()
         self._slots: dict = {}
 
     def close(self):
@@ -89,13 +96,14 @@ class ImplFiber(FiberTarget):
             stack = f.Stack.from_buffer(buf, offset, size)
             start = f.ffi.cast("uintptr_t", f.ffi.from_buffer(buf))
             start = int(start)
+        lo, hi = stack.base, stack.top  # the usable range the switcher says it gives the fiber
         try:
             with f.Fiber(stack, []) as fib:
                 fib.resume(0)
                 sp, fp = fib.entry_sp, fib.entry_fp
         finally:
             stack.free()
-        return ("entry", start, sp, fp)
+        return ("entry", start, sp, fp, lo, hi)
 
     def do_regs(self, seed):
         from asyncspec.spec.fiber.machine import reg_values
@@ -105,11 +113,15 @@ class ImplFiber(FiberTarget):
         stack = f.Stack.allocate(STACK)
         try:
             with f.Fiber(stack, [f.Registers(mine)]) as fib:
-                _status, _v, main_after = fib.resume_with_registers(0, main)
-                fib.resume(0)
+                # The main context holds its values across both resumes: it
+                # checks the switch back from the yield and from the finish,
+                # and never returns to Python with registers a switch lost.
+                _status, _v, after_yield = fib.resume_with_registers(0, main)
+                _status, _v, after_finish = fib.resume_with_registers(0, main)
                 fiber_after = fib.results[0]
         finally:
             stack.free()
+        main_after = next((m for m in (after_yield, after_finish) if m != main), main)
         return ("regs", tuple(fiber_after), tuple(main_after))
 
     def do_fpctl(self, fiber, main):
@@ -129,6 +141,40 @@ class ImplFiber(FiberTarget):
             f.set_fp_control(saved)
             stack.free()
         return ("fp", fiber_after & FP_CONTROL_MASK, main_after & FP_CONTROL_MASK)
+
+    def do_df(self):
+        f = self._f
+        stack = f.Stack.allocate(STACK)
+        try:
+            with f.Fiber(stack, [f.DirectionFlag()]) as fib:
+                fib.resume(0)
+                main_after = f.direction_flag()
+                fib.resume(0)
+                at_entry, fiber_after = fib.results[0]
+        finally:
+            stack.free()
+        return ("df", at_entry, main_after, fiber_after)
+
+    def do_sigmask(self, sig):
+        import signal
+
+        f = self._f
+        num = signal.Signals[sig]
+        # The thread's mask as Python had it; the signal unblocked for the experiment.
+        saved = signal.pthread_sigmask(signal.SIG_UNBLOCK, [num])
+        try:
+            stack = f.Stack.allocate(STACK)
+            try:
+                with f.Fiber(stack, [f.SignalMask(int(num))]) as fib:
+                    fib.resume(0)  # the fiber blocks it and yields
+                    main_after = num in signal.pthread_sigmask(signal.SIG_UNBLOCK, [num])
+                    fib.resume(0)  # the fiber reads it again
+                    at_start, fiber_after = fib.results[0]
+            finally:
+                stack.free()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        return ("sigmask", at_start, int(main_after), fiber_after)
 
     def do_small_stack(self, kind, size, offset):
         f = self._f

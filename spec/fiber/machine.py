@@ -21,9 +21,10 @@ Observations
 ``("yielded", x)``, ``("finished", x)``, ``("failed", "overflow")``, or
 ``("err", "running" | "finished" | "failed" | "none")``.
 
-The ABI actions (`entry`, `regs`, `fpctl`, `small_stack`) each run one
-short-lived fiber of their own; they observe raw addresses and register
-values, which the spec checks against `layout` and the profile's ABI.
+The ABI actions (`entry`, `regs`, `fpctl`, `df`, `sigmask`, `small_stack`)
+each run one short-lived fiber of their own; they observe raw addresses,
+register values and flags, which the spec checks against `layout` and the
+profile's ABI.
 """
 
 from __future__ import annotations
@@ -167,6 +168,10 @@ def reg_values(seed: int, who: int) -> tuple[int, ...]:
     return tuple((0x0101010101010101 * (seed * 16 + who * 8 + k + 1)) % 2**64 for k in range(6))
 
 
+def _entry_obs(obs) -> bool:
+    return isinstance(obs, tuple) and len(obs) in (4, 6) and obs[0] == "entry"
+
+
 def _entry_range(a, obs):
     start = obs[1]
     if a["kind"] == "mmap":
@@ -176,30 +181,43 @@ def _entry_range(a, obs):
     return bottom, top, ok
 
 
+def _usable_ok(obs, bottom, top) -> bool:
+    """The usable range the switcher says it gave the fiber, when the target
+    reports it (obs[4:6] = lo, hi): inside the one the spec computes -- so
+    never on the guard page, never past the memory -- and holding the entry
+    sp, which the fiber's frames grow down from (FIB-STACK-1)."""
+    if len(obs) == 4:
+        return True
+    _tag, _start, sp, _fp, lo, hi = obs
+    return bottom <= lo and hi <= top and lo < sp <= hi
+
+
 def entry_accepts(w: Fibers, a, p, obs):
-    """obs = ("entry", start, sp, fp): start is the mapping's first byte (the
-    guard page) for mmap, the buffer's first byte for caller memory."""
-    if not (isinstance(obs, tuple) and len(obs) == 4 and obs[0] == "entry"):
+    """obs = ("entry", start, sp, fp) or ("entry", start, sp, fp, lo, hi):
+    start is the mapping's first byte (the guard page) for mmap, the
+    buffer's first byte for caller memory; [lo, hi) is the usable range the
+    switcher reports for the stack, for targets that can tell."""
+    if not _entry_obs(obs):
         return []
-    _tag, start, sp, fp = obs
+    _tag, start, sp, fp = obs[:4]
     bottom, top, ok = _entry_range(a, obs)
     fits = L.x86_entry_ok(sp, bottom, top) if p.x86 else L.a64_entry_ok(sp, bottom, top)
-    if ok and fits and fp == 0:
+    if ok and fits and fp == 0 and _usable_ok(obs, bottom, top):
         return [(w, (R.X86_ENTRY_ALIGN if p.x86 else R.A64_SP_ALIGN, R.STACK_DOWN, R.FP_CHAIN))]
     return []
 
 
 def entry_explain(w: Fibers, a, p, obs):
-    if not (isinstance(obs, tuple) and len(obs) == 4 and obs[0] == "entry"):
+    if not _entry_obs(obs):
         return (R.STACK_DOWN,)
-    _tag, start, sp, fp = obs
+    _tag, start, sp, fp = obs[:4]
     bottom, top, _ok = _entry_range(a, obs)
     broken = []
     if p.x86 and (sp + 8) % L.ALIGN != 0:
         broken.append(R.X86_ENTRY_ALIGN)
     if not p.x86 and sp % L.ALIGN != 0:
         broken.append(R.A64_SP_ALIGN)
-    if not bottom < sp <= top:
+    if not bottom < sp <= top or not _usable_ok(obs, bottom, top):
         broken.append(R.STACK_DOWN)
     if fp != 0:
         broken.append(R.FP_CHAIN)
@@ -210,11 +228,18 @@ ENTRY = Action(
     "entry",
     (Param("kind", ("mmap", "buffer")), Param("size", STACK_SIZES), Param("offset", OFFSETS)),
     lambda w, a, p: a["kind"] == "buffer" or a["offset"] == 0,
-    lambda w, a, p: [Outcome(("entry", "start", "sp: (sp+8)%16 == 0 inside the aligned stack", "fp: 0"), w)],
+    lambda w, a, p: [
+        Outcome(
+            ("entry", "start", "sp: (sp+8)%16 == 0 inside the aligned stack", "fp: 0",
+             "[lo, hi) if reported: inside the aligned stack (off the guard page), sp in it"),
+            w,
+        )
+    ],  # fmt: skip
     accepts=entry_accepts,
     explain=entry_explain,
     requires=lambda w, a: frozenset({"abi", "stack"}),
-    doc="Start a fiber on a fresh stack (mapped, or caller memory at an offset) and record sp and fp at its entry.",
+    doc="Start a fiber on a fresh stack (mapped, or caller memory at an offset) and record sp and fp at its entry "
+    "(and the stack's usable range, where the target can tell).",
 )
 
 REGS = Action(
@@ -237,6 +262,43 @@ FPCTL = Action(
     requires=lambda w, a: frozenset({"abi"}),
     doc="A fiber sets its MXCSR and x87 control word and yields while the main context runs with others; "
     "each sees its own after the switches.",
+)
+
+
+DF = Action(
+    "df",
+    (),
+    lambda w, a, p: p.x86,
+    lambda w, a, p: [Outcome(("df", 0, 0, 0), w, (R.X86_DF,))],
+    requires=lambda w, a: frozenset({"abi", "df"}),
+    doc="Read the direction flag in a new fiber as it starts, in the main context after the fiber yields, "
+    "and in the fiber after it is resumed: ('df', fiber at entry, main after the yield, fiber after the resume), "
+    "all clear.",
+)
+
+# Signals whose mask a target toggles (default action: ignore, so a stray
+# one delivered when the mask is restored does nothing).
+SIGNALS = ("SIGURG", "SIGWINCH")
+
+
+def sigmask_outcomes(w: Fibers, a, p) -> list[Outcome]:
+    # The main context unblocks the signal and starts a fiber, which blocks
+    # it and yields; the main context reads and unblocks it, and resumes the
+    # fiber, which reads it: ('sigmask', blocked in the fiber at its start,
+    # in the main context after the yield, in the fiber after the resume).
+    if p.ucontext:  # swapcontext switches masks with the contexts
+        return [Outcome(("sigmask", 0, 0, 1), w, (R.SIGMASK_UCONTEXT,))]
+    return [Outcome(("sigmask", 0, 1, 0), w, (R.SIGMASK,))]  # one mask per thread, untouched by switches
+
+
+SIGNAL_MASK = Action(
+    "sigmask",
+    (Param("sig", SIGNALS),),
+    lambda w, a, p: True,
+    sigmask_outcomes,
+    requires=lambda w, a: frozenset({"abi", "sigmask"}),
+    doc="A fiber blocks a signal and yields; the main context sees it blocked, unblocks it and resumes the "
+    "fiber, which sees it unblocked: the mask is the thread's, not part of the switched context.",
 )
 
 
@@ -287,7 +349,7 @@ PROFILES = tuple(
 MACHINE = Machine(
     area=R.AREA,
     init=lambda p: Fibers(tuple(Fiber() for _ in range(SLOTS))),
-    actions=(CREATE, RESUME, FREE, ENTRY, REGS, FPCTL, SMALL),
+    actions=(CREATE, RESUME, FREE, ENTRY, REGS, FPCTL, DF, SIGNAL_MASK, SMALL),
     profiles=PROFILES,
     invariants=(
         Invariant(R.LIFE_STATES, lambda w, p: all(f.left >= 0 for f in w.fibers), "yields left never negative"),
