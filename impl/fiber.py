@@ -133,6 +133,9 @@ class Status(enum.IntEnum):
     FAILED = lib.ASF_FAILED
 
 
+_STATUS = {int(s): s for s in Status}
+
+
 def _word(value: int, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -608,7 +611,7 @@ def _finalize_fiber(c, h: _StackHandle, keep) -> None:
 class Fiber:
     """A fiber running `probe` (a sequence of Op) on `stack`."""
 
-    __slots__ = ("__weakref__", "_c", "_finalizer", "_ops", "_ops_c", "_refs", "_stack")
+    __slots__ = ("__weakref__", "_c", "_finalizer", "_ops", "_ops_c", "_out", "_refs", "_resume_c", "_stack")
     _ffi = ffi
     _lib = lib
 
@@ -626,6 +629,9 @@ class Fiber:
         self._stack = stack
         self._ops = ops
         self._c = ffi.new("struct asf_fiber *")
+        # The resume hot path: its out-parameter and C function, looked up once.
+        self._out = ffi.new("uintptr_t *")
+        self._resume_c = self._lib.asf_fiber_resume
         self._ops_c = ffi.new("struct asf_op[]", max(1, len(ops)))
         for op, c in zip(ops, self._ops_c):
             op._fill(c, self)
@@ -651,11 +657,13 @@ class Fiber:
     def resume(self, value: int = 0) -> tuple[Status, int]:
         """Run the fiber until it yields, finishes or fails: (status, value).
         `value` is what its pending yield returns (or its starting value)."""
-        out = self._ffi.new("uintptr_t *")
-        r = self._lib.asf_fiber_resume(self._c, _word(value, "value"), out)
+        if type(value) is not int or not 0 <= value < _WORD:
+            value = _word(value, "value")
+        out = self._out
+        r = self._resume_c(self._c, value, out)
         if r < 0:
             raise _resume_error(r, self.state)
-        return Status(r), int(out[0])
+        return _STATUS[r], out[0]
 
     def resume_with_registers(self, value: int, registers: Sequence[int]) -> tuple[Status, int, tuple]:
         """resume(), called with `registers` (NREGS values) in the caller's
