@@ -4,9 +4,10 @@
   against `impl`, and against `stdlib-epoll` for comparison);
 * the cost of one `Poll.poll` returning one ready event, relative to
   `select.epoll.poll` on the same kind of source in the same process;
-* fibers: ns per context switch in a pure C ping-pong (ours), and the
-  Python-driven resume + yield round trip of our switcher against a
-  greenlet switch pair.
+* fibers: ns per context switch in a pure C ping-pong, ours against glibc's
+  swapcontext (the `ucontext` peer, which also switches the signal mask
+  with a system call) where it is built; and the Python-driven resume +
+  yield round trip of our switcher against a greenlet switch pair.
 
 Timings are medians of several repeats; only the ratios are meant to be
 compared across machines.
@@ -81,11 +82,20 @@ def conformance_rate(target: str, examples: int) -> tuple[float, int]:
 
 
 def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
-    """ns: C switch (ours), Python resume+yield round trip (ours), greenlet switch pair."""
+    """ns: C switch (ours; glibc swapcontext's as "ucontext_switch" where built),
+    Python resume+yield round trip (ours), greenlet switch pair."""
     from asyncspec.impl import fiber
 
     out = {}
     out["c_switch"] = statistics.median(fiber.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
+    try:
+        from asyncspec.impl._ucontext import lib as ucontext
+    except ImportError:
+        pass
+    else:
+        samples = [ucontext.asu_bench_pingpong(calls * 10) for _ in range(repeats)]
+        if all(s > 0 for s in samples):  # per switch: two swapcontext calls per round trip
+            out["ucontext_switch"] = statistics.median(s / (calls * 20) for s in samples)
 
     stack = fiber.Stack.allocate(64 * 1024)
     f = fiber.Fiber(stack, [fiber.Loop()])
@@ -139,6 +149,11 @@ def main(quick: bool = False) -> int:
         print(f"  fibers: not measured ({e})")
         return 0
     print(f"  fiber switch, C ping-pong:       impl {fc['c_switch']:8.1f} ns   (targets: fcontext ~9 ns, corosensei ~2 ns)")
+    if "ucontext_switch" in fc:
+        uc = fc["ucontext_switch"]
+        print(f"  fiber switch vs swapcontext:     impl {fc['c_switch']:8.1f} ns   ucontext {uc:8.1f} ns   ratio {fc['c_switch'] / uc:5.2f}x")
+    else:
+        print("  fiber switch vs swapcontext:     not measured (the ucontext peer is not built here)")
     print(
         f"  fiber resume+yield from Python:  impl {fc['py_roundtrip']:8.0f} ns   greenlet pair {fc['greenlet_pair']:8.0f} ns   "
         f"ratio {fc['py_roundtrip'] / fc['greenlet_pair']:5.2f}x"

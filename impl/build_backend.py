@@ -19,6 +19,11 @@ from setuptools.command.build_ext import build_ext as _build_ext
 
 CFFI_MODULES = ["impl/reactor_build.py:ffibuilder"]
 
+# The ucontext peer (a comparison target, not part of the switcher) needs
+# glibc's makecontext/swapcontext: Linux only.
+if sys.platform.startswith("linux"):
+    CFFI_MODULES.append("impl/ucontext_build.py:ffibuilder")
+
 # The fibers need a context switch written for the machine (see
 # impl/fiber_build.py); elsewhere the package installs without them.
 if sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64"):

@@ -17,6 +17,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "fiber": {
         "impl": "asyncspec.conformance.targets.impl_fiber:ImplFiber",
         "greenlet": "asyncspec.conformance.targets.greenlet_target:GreenletTarget",
+        "ucontext": "asyncspec.conformance.targets.ucontext_target:UcontextTarget",
     },
 }
 
