@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ..spec.core import Action, Machine, Profile, StepResult, check_step, enabled
-from .target import Target
+from .target import TARGET_SOUND, Target, target_failed
 
 
 @dataclass
@@ -84,8 +84,6 @@ class Recorder:
 
 def checked(machine, profile, beliefs, action, args, obs, target) -> StepResult:
     """check_step, with a target's own failure (exception, crash, hang) named TGT-1."""
-    from .worker import TARGET_SOUND, target_failed
-
     result = check_step(machine, profile, beliefs, action, args, obs, project=target.project)
     if not result.ok and target_failed(obs):
         return StepResult(result.beliefs, (), result.allowed, (TARGET_SOUND,))

@@ -101,9 +101,8 @@ def _areas(names) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from .runner import Progress, UsageError, format_result, run
-
     from . import targets
+    from .runner import Progress, UsageError, format_result, run
 
     status = 0
     for area in _areas(args.areas):

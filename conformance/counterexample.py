@@ -27,9 +27,10 @@ def _jsonable(value):
     return value
 
 
-def _tupled(value):
+def tupled(value):
+    """JSON lists back to the tuples observations are made of."""
     if isinstance(value, list):
-        return tuple(_tupled(v) for v in value)
+        return tuple(tupled(v) for v in value)
     return value
 
 
@@ -100,5 +101,5 @@ def read(path: str) -> dict[str, Any]:
     for i, step in enumerate(data["steps"], 1):
         if not isinstance(step, dict) or "action" not in step or not isinstance(step.get("args"), dict):
             raise BadCounterexample(f"{path}: step {i} needs an 'action' and an 'args' object")
-        step["observed"] = _tupled(step.get("observed"))
+        step["observed"] = tupled(step.get("observed"))
     return data

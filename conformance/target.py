@@ -10,6 +10,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Hashable, Mapping
 
+from ..spec.core import rule
+
+TARGET_SOUND = rule(
+    "TGT-1",
+    """A target performs every step without raising an exception, crashing
+    (SIGSEGV, SIGBUS, SIGILL, abort) or exiting, and answers each step within
+    the step timeout.""",
+    source="asyncspec: a runtime under test must survive every sequence the spec allows",
+    profiles=["any"],
+    area="target",
+)
+
+FAILED_STEP = ("crashed", "hung", "raised")
+
+
+def target_failed(obs) -> bool:
+    """Is this observation a target's failure rather than an answer?"""
+    return isinstance(obs, tuple) and len(obs) == 2 and obs[0] in FAILED_STEP
+
 
 class TargetUnavailable(Exception):
     """The target cannot run on this machine (the message says why)."""

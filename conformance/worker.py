@@ -31,26 +31,10 @@ import tempfile
 import time
 from typing import Any, Hashable, Mapping
 
-from ..spec.core import rule
-from .target import Target
-
-TARGET_SOUND = rule(
-    "TGT-1",
-    """A target performs every step without raising an exception, crashing
-    (SIGSEGV, SIGBUS, SIGILL, abort) or exiting, and answers each step within
-    the step timeout.""",
-    source="asyncspec: a runtime under test must survive every sequence the spec allows",
-    profiles=["any"],
-    area="target",
-)
+from .counterexample import tupled
+from .target import TARGET_SOUND, Target, target_failed  # noqa: F401 (re-exported)
 
 DEFAULT_TIMEOUT = 10.0
-
-
-def _tuples(value):
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
 
 
 def _signal_name(code: int) -> str:
@@ -202,7 +186,7 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
             child = type(self)._child
             answer = child.request({"op": "perform", "action": action, "args": dict(args)})
             if "obs" in answer:
-                return _tuples(answer["obs"])
+                return tupled(answer["obs"])
             self._broken = answer
             type(self)._child = None if not child.alive() else child
             return _failure(answer)
@@ -212,14 +196,6 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
 
     Isolated.__name__ = Isolated.__qualname__ = f"Isolated[{target_cls.__name__}]"
     return Isolated
-
-
-FAILED_STEP = ("crashed", "hung", "raised")
-
-
-def target_failed(obs) -> bool:
-    """Is this observation a target's failure rather than an answer?"""
-    return isinstance(obs, tuple) and len(obs) == 2 and obs[0] in FAILED_STEP
 
 
 def _failure(answer: dict) -> tuple:

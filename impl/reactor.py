@@ -105,8 +105,8 @@ from __future__ import annotations
 import enum
 import errno as _errno
 import math
-import os
 import operator
+import os
 import time
 import warnings
 from typing import Iterator, Union

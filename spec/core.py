@@ -330,11 +330,6 @@ def check_step(
                 for r in rules:
                     if r not in matched:
                         matched.append(r)
-            # The listed outcomes still serve as examples in reports.
-            for o in action.outcomes(s, args, profile):
-                seen = project(s, action.name, o.obs)
-                if seen not in allowed:
-                    allowed.append(seen)
             continue
         for o in action.outcomes(s, args, profile):
             seen = project(s, action.name, o.obs)
@@ -347,6 +342,13 @@ def check_step(
                         matched.append(r)
     if nxt:
         return StepResult(frozenset(nxt), tuple(matched), tuple(allowed), ())
+    if action.accepts is not None:
+        # Decided by a relation: the listed outcomes serve as examples in the report.
+        for s in beliefs:
+            for o in action.outcomes(s, args, profile):
+                seen = project(s, action.name, o.obs)
+                if seen not in allowed:
+                    allowed.append(seen)
     violated: list[str] = []
     for s in beliefs:
         for r in action.violated_rules(s, args, profile, obs):

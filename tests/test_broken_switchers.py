@@ -10,7 +10,6 @@ from __future__ import annotations
 import platform
 
 import pytest
-
 from asyncspec.conformance.replay import ModelTarget, replay
 from asyncspec.conformance.runner import FAIL, PASS, run
 from asyncspec.spec.fiber import MACHINE, layout

@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
+from asyncspec.conformance import targets
 from asyncspec.conformance.cli import main
 from asyncspec.conformance.replay import replay
 from asyncspec.conformance.runner import FAIL, NA, PASS, UsageError, run
-from asyncspec.conformance import targets
 from asyncspec.spec.readiness import MACHINE
 
 

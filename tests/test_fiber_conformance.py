@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyncspec.conformance.replay import ModelTarget, replay
 from asyncspec.conformance.runner import NA, PASS, run
 from asyncspec.spec.fiber import MACHINE, layout

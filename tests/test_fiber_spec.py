@@ -3,13 +3,12 @@ and greenlet checked against the lifecycle rules."""
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
-
 import pytest
-
 from asyncspec.conformance.replay import ModelTarget, NotEnabled, replay
 from asyncspec.conformance.runner import NA, PASS, run
 from asyncspec.spec.fiber import MACHINE, layout
+from hypothesis import given
+from hypothesis import strategies as st
 
 PROFILE = MACHINE.profile()
 

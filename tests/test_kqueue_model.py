@@ -8,7 +8,6 @@ be among the allowed outcomes), and each near-miss must be rejected.
 from __future__ import annotations
 
 import pytest
-
 from asyncspec.conformance.replay import ModelTarget, replay
 from asyncspec.conformance.runner import UsageError, run
 from asyncspec.spec import RULES, machine_for
@@ -204,12 +203,11 @@ def test_kqueue_profile_needs_a_kqueue_target():
 def test_kqueue_machine_runs_under_the_bridge_with_its_own_model():
     # Drive the kqueue machine by Hypothesis with the model answering itself:
     # every listed outcome must be reachable and keep the invariants.
-    from hypothesis import HealthCheck, settings
-    from hypothesis.stateful import run_state_machine_as_test
-
     from asyncspec.conformance.bridge import build
     from asyncspec.conformance.target import Target
     from asyncspec.spec.core import check_step
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
 
     class Oracle(Target):
         """Answers with the first allowed outcome of the model it mirrors."""

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import pytest
-
 from asyncspec.conformance import targets
 from asyncspec.conformance.readiness import LinuxSources
 from asyncspec.conformance.replay import ModelTarget, replay
 from asyncspec.spec import RULES
 from asyncspec.spec.readiness import MACHINE
-
-from readiness_scenarios import SCENARIOS
+from asyncspec.spec.readiness.machine import IN, OUT
+from readiness_scenarios import (
+    SCENARIOS,
+    create,
+    n,
+    poll,
+    poll_err,
+    read_ours,
+    reg,
+    rereg,
+    write_peer,
+)
 
 PROFILE = MACHINE.profile("linux-epoll")
 IDS = [s.name for s in SCENARIOS]
@@ -77,8 +86,6 @@ def _model_ok(profile, steps):
     return replay(MACHINE, profile, ModelTarget(expected, _project), names)
 
 
-from readiness_scenarios import create, poll, poll_err, reg, rereg, write_peer, read_ours, n  # noqa: E402
-from asyncspec.spec.readiness.machine import IN, OUT  # noqa: E402
 
 
 def test_portable_allows_spurious_events_linux_does_not():

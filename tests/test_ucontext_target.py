@@ -6,7 +6,6 @@ import signal
 import sys
 
 import pytest
-
 from asyncspec.conformance.replay import replay
 from asyncspec.conformance.runner import NA, PASS, run
 from asyncspec.spec.fiber import MACHINE

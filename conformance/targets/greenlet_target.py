@@ -30,6 +30,8 @@ class GreenletTarget(FiberTarget):
         import greenlet
 
         self._greenlet = greenlet.greenlet
+        self._getcurrent = greenlet.getcurrent
+        self._exit = greenlet.GreenletExit
         self._slots: dict = {}
 
     def close(self):
@@ -38,7 +40,7 @@ class GreenletTarget(FiberTarget):
 
     def _body(self, prog: str):
         slots = self._slots
-        getcurrent = __import__("greenlet").getcurrent
+        getcurrent = self._getcurrent
 
         def yield_(value):
             me = getcurrent()
@@ -66,7 +68,7 @@ class GreenletTarget(FiberTarget):
 
     def do_resume(self, slot, value):
         g = self._slots[slot]
-        g.parent = __import__("greenlet").getcurrent()
+        g.parent = self._getcurrent()
         return tuple(g.switch(value))
 
     def do_free(self, slot):
@@ -74,12 +76,7 @@ class GreenletTarget(FiberTarget):
         if g is None:
             return ("err", "none")
         if g:  # started and not dead: unwind its frames, back to us
-            g.parent = __import__("greenlet").getcurrent()
-            g.throw(greenlet_exit())
+            g.parent = self._getcurrent()
+            g.throw(self._exit)
         return ("ok",)
 
-
-def greenlet_exit():
-    import greenlet
-
-    return greenlet.GreenletExit

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..core import Action, Invariant, Machine, Outcome, Param, Profile
+from . import layout as L
 from . import rules as R
 
 NONE, CREATED, SUSPENDED, FINISHED, FAILED = range(5)
@@ -147,8 +148,6 @@ FREE = Action(
 
 
 # ------------------------------------------------------------------ ABI experiments
-
-from . import layout as L  # noqa: E402
 
 STACK_SIZES = (16416, 65536, 100003)  # all above the minimum at any alignment
 OFFSETS = (0, 1, 8, 15)

@@ -36,7 +36,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 from ..core import Action, Machine, Outcome, Param, Profile, rule
-from ..logic import all_, any_, not_
+from ..logic import all_, any_, ite, not_
 from . import machine as E
 from .rules import AREA
 
@@ -168,11 +168,7 @@ def condition(s: E.Slot, f: int) -> bool:
 
 
 def eof(s: E.Slot, f: int) -> bool:
-    return ite_(f == READ, read_eof(s), not_(s.peer))
-
-
-def ite_(c, a, b):
-    return a if c else b
+    return ite(f == READ, read_eof(s), not_(s.peer))
 
 
 def returnable(w: KWorld, i: int, f: int) -> bool:
@@ -217,7 +213,7 @@ def _source_step(name: str):
                 k = nw.kn(i, f)
                 if touched[f] and k.reg:
                     nw = nw.put_kn(i, f, replace(k, fresh=True))
-            if name in ("close_ours",) and not after.ours:
+            if name == "close_ours" and not after.ours:
                 # close(fd) removes that fd's knotes, dup or no dup (RDY-KQ-9).
                 nw = nw.put_kn(i, READ, NO_KNOTE).put_kn(i, WRITE, NO_KNOTE)
             rules: tuple[str, ...] = ()  # the sources' own rules are the epoll machine's
@@ -342,7 +338,7 @@ def kevent_outcomes(w: KWorld, a, p) -> list[Outcome]:
             rules.append(KQ_CLEAR if k.clear else KQ_LEVEL)
             if k.dispatch:
                 rules.append(KQ_DISPATCH)
-            nw = nw.put_kn(i, f, replace(k, enabled=ite_(k.dispatch, False, k.enabled), fresh=False))
+            nw = nw.put_kn(i, f, replace(k, enabled=ite(k.dispatch, False, k.enabled), fresh=False))
             if eof(w.src.at(i), f):
                 rules.append(KQ_EOF)
             if f == READ:
