@@ -15,7 +15,7 @@ example); when it dies it is reaped and the next example starts another.
 A step whose child dies (SIGSEGV, SIGBUS, SIGILL, abort, exit) or does not
 answer within ``timeout`` seconds observes ``("crashed", "SIGSEGV")`` or
 ``("hung", "...")``, which no spec allows, so the step fails with rule
-TGT-1 and the steps so far.  Observations cross as JSON: tuples become
+TGT-1 (defined with the Target protocol) and the steps so far.  Observations cross as JSON: tuples become
 lists on the way and tuples again on return.
 """
 
@@ -32,7 +32,7 @@ import time
 from typing import Any, Hashable, Mapping
 
 from .counterexample import tupled
-from .target import TARGET_SOUND, Target, target_failed  # noqa: F401 (re-exported)
+from .target import Target
 
 DEFAULT_TIMEOUT = 10.0
 
