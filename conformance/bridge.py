@@ -15,15 +15,18 @@ database.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Hashable
 
+from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ..spec.core import Action, Machine, Profile, StepResult, check_step, enabled
+from .selection import EVERYTHING, Selection
 from .target import TARGET_SOUND, Target, target_failed
 
 
@@ -39,6 +42,30 @@ class Step:
     before: tuple[str, ...]  # possible states before, described
     after: tuple[str, ...]
     violated: tuple[str, ...] = ()
+    # Rules a known deviation broke that the run tolerated (SHOULD rules, exclusions).
+    tolerated: tuple[str, ...] = ()
+    # The possible model states themselves, in the order of `before`/`after`.
+    model_before: tuple = ()
+    model_after: tuple = ()
+
+    @classmethod
+    def made(cls, index: int, machine: Machine, action: str, args, obs, result: StepResult, beliefs) -> "Step":
+        """The record of one checked step: ``beliefs`` before it, ``result`` of checking it."""
+        before = sorted(beliefs, key=machine.describe)
+        after = sorted(result.beliefs, key=machine.describe)
+        return cls(
+            index=index,
+            action=action,
+            args=args,
+            observed=obs,
+            allowed=result.allowed,
+            before=tuple(machine.describe(s) for s in before),
+            after=tuple(machine.describe(s) for s in after),
+            violated=result.violated,
+            tolerated=result.tolerated,
+            model_before=tuple(before),
+            model_after=tuple(after),
+        )
 
     def call(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
@@ -74,6 +101,10 @@ class Recorder:
     examples: int = 0
     steps: int = 0
     failure: Violation | None = None
+    # Violations of rules the run does not enforce: the first counterexample
+    # per set of broken rules, and how often each rule was broken.
+    tolerated: dict[tuple[str, ...], Violation] = field(default_factory=dict)
+    tolerated_count: Counter = field(default_factory=Counter)
     progress: Any = None  # callable(recorder) or None
 
     def step(self, result: StepResult, action: str) -> None:
@@ -81,10 +112,19 @@ class Recorder:
         self.actions[action] += 1
         self.rules.update(result.matched_rules)
 
+    def tolerate(self, v: Violation) -> None:
+        self.tolerated_count.update(v.rules)
+        self.tolerated.setdefault(tuple(sorted(v.rules)), v)
 
-def checked(machine, profile, beliefs, action, args, obs, target) -> StepResult:
-    """check_step, with a target's own failure (exception, crash, hang) named TGT-1."""
-    result = check_step(machine, profile, beliefs, action, args, obs, project=target.project)
+
+def checked(machine, profile, beliefs, action, args, obs, target, selection: Selection | None = None) -> StepResult:
+    """check_step, with a target's own failure (exception, crash, hang) named TGT-1.
+
+    Known deviations that break only rules ``selection`` does not enforce are
+    tolerated; with no selection every rule is enforced.
+    """
+    tolerate = None if selection is None else (lambda r: not selection.enforces(r))
+    result = check_step(machine, profile, beliefs, action, args, obs, project=target.project, tolerate=tolerate)
     if not result.ok and target_failed(obs):
         return StepResult(result.beliefs, (), result.allowed, (TARGET_SOUND,))
     return result
@@ -95,6 +135,7 @@ def build(
     profile: Profile,
     target_cls: type[Target],
     recorder: Recorder | None = None,
+    selection: Selection = EVERYTHING,
 ) -> type[RuleBasedStateMachine]:
     recorder = recorder if recorder is not None else Recorder()
     features = frozenset(target_cls.features)
@@ -132,21 +173,23 @@ def build(
                 obs = self.target.perform(action.name, args)
             except Exception as e:  # a target that raises has misbehaved: report it
                 obs = ("raised", f"{type(e).__name__}: {e}")
-            result = checked(machine, profile, self.beliefs, action, args, obs, self.target)
-            step = Step(
-                index=len(self.trace) + 1,
-                action=action.name,
-                args=args,
-                observed=obs,
-                allowed=result.allowed,
-                before=tuple(sorted(machine.describe(s) for s in self.beliefs)),
-                after=tuple(sorted(machine.describe(s) for s in result.beliefs)),
-                violated=result.violated,
-            )
+            result = checked(machine, profile, self.beliefs, action, args, obs, self.target, selection)
+            step = Step.made(len(self.trace) + 1, machine, action.name, args, obs, result, self.beliefs)
             self.trace.append(step)
             recorder.step(result, action.name)
+            if result.tolerated:
+                # A known deviation breaking only unenforced rules: a warning, and the run goes on.
+                warned = dataclasses.replace(step, violated=result.tolerated, tolerated=())
+                recorder.tolerate(Violation(machine.area, profile.name, target_cls.name, self.trace[:-1] + [warned]))
             if not result.ok:
                 failure = Violation(machine.area, profile.name, target_cls.name, list(self.trace))
+                if not selection.fails_on(result.violated):
+                    # Only rules this run does not enforce are broken, in a way
+                    # the spec does not describe (so it cannot say what
+                    # follows): keep the counterexample as a warning, drop the
+                    # example, search on.
+                    recorder.tolerate(failure)
+                    reject()
                 recorder.failure = failure
                 raise failure
             self.beliefs = result.beliefs

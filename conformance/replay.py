@@ -12,6 +12,7 @@ from typing import Any, Hashable, Iterable, Mapping
 
 from ..spec.core import Machine, Profile, enabled
 from .bridge import Step, checked
+from .selection import Selection
 from .target import Target
 
 
@@ -38,8 +39,14 @@ def replay(
     profile: Profile,
     target: Target,
     steps: Iterable[tuple[str, Mapping[str, Any]]],
+    selection: Selection | None = None,
 ) -> Replay:
-    """Run ``steps`` on an opened ``target``; stop at the first violation."""
+    """Run ``steps`` on an opened ``target``; stop at the first violation.
+
+    With a ``selection``, known deviations breaking only rules it does not
+    enforce are tolerated (as in the run that found the trace); without one
+    every rule is enforced.
+    """
     beliefs = frozenset({machine.init(profile)})
     done: list[Step] = []
     for name, args in steps:
@@ -54,19 +61,8 @@ def replay(
             obs = target.perform(name, args)
         except Exception as e:  # a raising target misbehaved; report it as observed
             obs = ("raised", f"{type(e).__name__}: {e}")
-        result = checked(machine, profile, beliefs, action, args, obs, target)
-        done.append(
-            Step(
-                index=len(done) + 1,
-                action=name,
-                args=args,
-                observed=obs,
-                allowed=result.allowed,
-                before=tuple(sorted(machine.describe(s) for s in beliefs)),
-                after=tuple(sorted(machine.describe(s) for s in result.beliefs)),
-                violated=result.violated,
-            )
-        )
+        result = checked(machine, profile, beliefs, action, args, obs, target, selection)
+        done.append(Step.made(len(done) + 1, machine, name, args, obs, result, beliefs))
         if not result.ok:
             break
         beliefs = result.beliefs
@@ -100,6 +96,7 @@ def minimize(
     target_cls: type[Target],
     steps: list[tuple[str, Mapping[str, Any]]],
     rules: Iterable[str],
+    selection: Selection | None = None,
 ) -> Replay | None:
     """Delete steps while the replay still breaks one of ``rules``.
 
@@ -116,7 +113,7 @@ def minimize(
         target = target_cls()
         target.open()
         try:
-            result = replay(machine, profile, target, candidate)
+            result = replay(machine, profile, target, candidate, selection)
         except NotEnabled:
             return None
         finally:

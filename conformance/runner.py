@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 
@@ -16,9 +17,11 @@ from ..spec.core import Rule
 from . import targets as target_registry
 from .bridge import Recorder, Violation, build
 from .replay import minimize
+from .selection import EVERYTHING, EXCLUDED, NOT_SELECTED, SHOULD_ONLY, Selection
 from .worker import DEFAULT_TIMEOUT, isolated
 
-PASS, FAIL, NA, UNTESTED = "pass", "FAIL", "n/a", "untested"
+PASS, FAIL, NA, UNTESTED, WARN, SKIP = "pass", "FAIL", "n/a", "untested", "warn", "skipped"
+STATUSES = (PASS, FAIL, WARN, UNTESTED, SKIP, NA)
 
 
 class UsageError(Exception):
@@ -34,6 +37,16 @@ class RuleResult:
 
 
 @dataclass
+class Finding:
+    """A counterexample of a run, and the files it was saved to."""
+
+    violation: Violation
+    fatal: bool  # False: it breaks only rules the run tolerates (a warning)
+    files: dict[str, str] = field(default_factory=dict)  # kind (json, itf, dot, svg, png) -> path
+    render_note: str = ""  # why a drawing is missing, if it is
+
+
+@dataclass
 class RunResult:
     area: str
     target: str
@@ -44,18 +57,43 @@ class RunResult:
     failure: Violation | None = None
     error: str | None = None
     settings: dict = field(default_factory=dict)
+    selection: Selection = EVERYTHING
+    warnings: list[Violation] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # filled in when saved
 
     @property
     def ok(self) -> bool:
-        return self.failure is None and self.error is None
+        if self.failure is not None or self.error is not None:
+            return False
+        # --strict: a selected rule no step exercised is not a pass.
+        return not (self.selection.strict and any(r.status == UNTESTED for r in self.results))
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
 
 
-def judge(rule: Rule, profile: str, features: frozenset[str], exercised: int, violated: set[str]) -> RuleResult:
+def judge(
+    rule: Rule,
+    profile: str,
+    features: frozenset[str],
+    exercised: int,
+    violated: set[str],
+    selection: Selection = EVERYTHING,
+    tolerated: dict[str, int] | None = None,
+) -> RuleResult:
+    tolerated = tolerated or {}
     if not rule.holds_in(profile):
         return RuleResult(rule, NA, 0, f"not in profile {profile}")
     missing = rule.features - features
     if missing:
         return RuleResult(rule, NA, exercised, "target lacks " + ", ".join(sorted(missing)))
+    status = selection.status(rule)
+    broken = tolerated.get(rule.id, 0)
+    if status in (EXCLUDED, NOT_SELECTED):
+        why = status + (f"; broken {broken} times (see the warning's counterexample)" if broken else "")
+        return RuleResult(rule, SKIP, exercised, why)
+    if status == SHOULD_ONLY and (broken or rule.id in violated):
+        return RuleResult(rule, WARN, exercised, f"SHOULD rule broken {max(broken, 1)} times (--strict makes it fail)")
     if rule.id in violated:
         return RuleResult(rule, FAIL, exercised)
     if exercised == 0:
@@ -75,31 +113,14 @@ def run(
     shrink: bool = False,
     isolate: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    selection: Selection = EVERYTHING,
 ) -> RunResult:
-    try:
-        machine = machine_for(area, profile)
-        prof = machine.profile(profile)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
-    try:
-        target_cls = target_registry.load(target, area)
-    except target_registry.UnknownTarget as e:
-        raise UsageError(str(e)) from None
-    if machine.dialect and getattr(target_cls, "dialect", "") != machine.dialect:
-        raise UsageError(
-            f"profile {prof.name!r} is a {machine.dialect} machine and target {target!r} speaks "
-            f"{getattr(target_cls, 'dialect', '') or 'another protocol'}"
-            + (" (no kqueue target can run on Linux)" if machine.dialect == "kqueue" else "")
-        )
-    why = target_cls.unavailable()
-    if why:
-        raise UsageError(f"target {target!r} is unavailable here: {why}")
-
+    machine, prof, target_cls = resolve(area, target, profile)
     if isolate:
         # A target that crashes or hangs must not take the runner with it.
         target_cls = isolated(target_cls, timeout)
     recorder = Recorder(progress=progress)
-    machine_cls = build(machine, prof, target_cls, recorder)
+    machine_cls = build(machine, prof, target_cls, recorder, selection)
     if seed is not None:
         machine_cls = hypothesis_seed(seed)(machine_cls)
     run_settings = settings(
@@ -118,23 +139,31 @@ def run(
     started = time.monotonic()
     failure = None
     error = None
-    try:
-        run_state_machine_as_test(machine_cls, settings=run_settings)
-    except Violation as v:
-        failure = v  # the last raised, i.e. the shrunk example
-        shorter = minimize(machine, prof, target_cls, [(st.action, st.args) for st in v.steps], v.rules)
+
+    def shortest(v: Violation, rules, selection: Selection | None) -> Violation:
+        shorter = minimize(machine, prof, target_cls, [(st.action, st.args) for st in v.steps], rules, selection)
         if shorter is not None and len(shorter.steps) < len(v.steps):
-            failure = Violation(area, prof.name, target_cls.name, shorter.steps)
-    except Flaky as e:
-        error = f"the target behaved non-deterministically (Hypothesis: {e})"
+            return Violation(area, prof.name, target_cls.name, shorter.steps)
+        return v
+
+    try:
+        try:
+            run_state_machine_as_test(machine_cls, settings=run_settings)
+        except Violation as v:
+            # The last raised, i.e. the shrunk example; minimized keeping an enforced rule broken.
+            failure = shortest(v, [r for r in v.rules if selection.enforces(r)], selection)
+        except Flaky as e:
+            error = f"the target behaved non-deterministically (Hypothesis: {e})"
+        # A warning is replayed enforcing every rule: that is how it shows.
+        warnings = [shortest(v, v.rules, None) for _, v in sorted(recorder.tolerated.items())]
     finally:
         if isolate:
             target_cls.shutdown()
     seconds = time.monotonic() - started
     violated = set(failure.rules) if failure else set()
     results = [
-        judge(r, prof.name, target_cls.features, recorder.rules.get(r.id, 0), violated)
-        for r in RULES.area(area)
+        judge(r, prof.name, target_cls.features, recorder.rules.get(r.id, 0), violated, selection, recorder.tolerated_count)
+        for r in selected_rules(area, selection)
     ]
     return RunResult(
         area=area,
@@ -146,7 +175,37 @@ def run(
         failure=failure,
         error=error,
         settings=dict(max_examples=max_examples, steps=steps, seed=seed, shrink=shrink, isolate=isolate),
+        selection=selection,
+        warnings=warnings,
     )
+
+
+def resolve(area: str, target: str, profile: str | None):
+    """The machine, profile and target class a run would use (UsageError if they don't fit)."""
+    try:
+        machine = machine_for(area, profile)
+        prof = machine.profile(profile)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    try:
+        target_cls = target_registry.load(target, area)
+    except target_registry.UnknownTarget as e:
+        raise UsageError(str(e)) from None
+    if machine.dialect and getattr(target_cls, "dialect", "") != machine.dialect:
+        raise UsageError(
+            f"profile {prof.name!r} is a {machine.dialect} machine and target {target!r} speaks "
+            f"{getattr(target_cls, 'dialect', '') or 'another protocol'}"
+            + (" (no kqueue target can run on Linux)" if machine.dialect == "kqueue" else "")
+        )
+    why = target_cls.unavailable()
+    if why:
+        raise UsageError(f"target {target!r} is unavailable here: {why}")
+    return machine, prof, target_cls
+
+
+def selected_rules(area: str, selection: Selection) -> list[Rule]:
+    """The area's rules a report lists: with --rules, only the selected ones."""
+    return [r for r in RULES.area(area) if not (selection.rules and selection.status(r) == NOT_SELECTED)]
 
 
 # ------------------------------------------------------------------ printing
@@ -154,27 +213,17 @@ def run(
 
 def replay_file(path: str, target: str | None = None, isolate: bool = True, timeout: float = DEFAULT_TIMEOUT):
     """Re-execute a counterexample file's steps (no Hypothesis): the Replay."""
-    from .counterexample import read
+    from .counterexample import read, replay_selection
     from .replay import NotEnabled, replay
 
     data = read(path)
-    area, profile = data["area"], data["profile"]
-    try:
-        machine = machine_for(area, profile)
-        prof = machine.profile(profile)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
-    name = target or data["target"]
-    try:
-        target_cls = target_registry.load(name, area)
-    except target_registry.UnknownTarget as e:
-        raise UsageError(str(e)) from None
+    machine, prof, target_cls = resolve(data["area"], target or data["target"], data["profile"])
     if isolate:
         target_cls = isolated(target_cls, timeout)
     t = target_cls()
     t.open()
     try:
-        return data, replay(machine, prof, t, [(s["action"], s["args"]) for s in data["steps"]])
+        return data, replay(machine, prof, t, [(s["action"], s["args"]) for s in data["steps"]], replay_selection(data))
     except NotEnabled as e:
         raise UsageError(f"{path}: {e}") from None
     finally:
@@ -184,22 +233,37 @@ def replay_file(path: str, target: str | None = None, isolate: bool = True, time
 
 
 def format_result(res: RunResult) -> str:
-    lines = [f"== {res.area} against {res.target} (profile {res.profile})", ""]
-    width = max(len(r.rule.id) for r in res.results)
+    lines = [f"== {res.area} against {res.target} (profile {res.profile})"]
+    if res.selection.rules or res.selection.exclude or res.selection.strict:
+        lines.append(f"   selection: {res.selection.describe()}")
+    lines.append("")
+    width = max([len(r.rule.id) for r in res.results] + [4])
     lines.append(f"  {'rule':<{width}}  {'tier':<6} {'exercised':>9}  result")
     for r in res.results:
         note = f"  ({r.why})" if r.why else ""
         lines.append(f"  {r.rule.id:<{width}}  {r.rule.tier:<6} {r.exercised:>9}  {r.status}{note}")
-    counts = {s: sum(1 for r in res.results if r.status == s) for s in (PASS, FAIL, NA, UNTESTED)}
+    counts = res.counts()
     lines.append("")
-    lines.append(
-        f"  {counts[PASS]} passed, {counts[FAIL]} failed, {counts[UNTESTED]} untested, {counts[NA]} not applicable"
-        f" — {res.recorder.examples} runs, {res.recorder.steps} steps in {res.seconds:.1f}s"
-    )
+    summary = f"  {counts[PASS]} passed, {counts[FAIL]} failed"
+    for status, word in ((WARN, "warned"), (UNTESTED, "untested"), (SKIP, "skipped")):
+        if counts[status]:
+            summary += f", {counts[status]} {word}"
+    summary += f", {counts[NA]} not applicable — {res.recorder.examples} runs, {res.recorder.steps} steps in {res.seconds:.1f}s"
+    lines.append(summary)
+    if res.recorder.actions:
+        cover = ", ".join(f"{a} {n}" for a, n in sorted(res.recorder.actions.items()))
+        lines.append(textwrap.fill("actions: " + cover, 96, initial_indent="  ", subsequent_indent="    "))
+    if counts[UNTESTED]:
+        lines.append(
+            "  untested rules were never exercised: they are not passes"
+            + (" (--strict: the run fails)" if res.selection.strict else "; more --max-examples or --steps may reach them")
+        )
     if res.error:
         lines += ["", f"  ERROR: {res.error}"]
     if res.failure:
         lines += ["", format_failure(res.failure)]
+    for w in res.warnings:
+        lines += ["", "  WARNING (does not fail this run): " + ", ".join(w.rules) + " broken", format_failure(w)]
     return "\n".join(lines)
 
 

@@ -97,6 +97,8 @@
  *                             (see also fiber.c);
  *   ASF_BROKEN_MXCSR          asf_switch neither saves nor loads MXCSR (the
  *                             x87 control word is still switched);
+ *   ASF_BROKEN_FP_CHAIN       a new fiber starts with its creator's rbp, not
+ *                             0 (breaks only FIB-STACK-4, a SHOULD rule);
  * and, in fiber.c, ASF_BROKEN_GUARD_OVERLAP (an allocated stack's usable
  * range starts at its guard page).
  */
@@ -235,7 +237,11 @@ asf_init_stack:
         movq    %rcx, -8(%rax)          /* T-8: seen by the entry function as its return address */
         leaq    asf_fiber_trampoline(%rip), %rcx      /* where asf_switch's `ret` goes */
         movq    %rcx, -16(%rax)         /* T-16 */
+#ifdef ASF_BROKEN_FP_CHAIN
+        movq    %rbp, -24(%rax)         /* BROKEN: the creator's rbp, so the chain runs off this stack */
+#else
         movq    $0, -24(%rax)           /* T-24: rbp = 0, the end of the frame-pointer chain */
+#endif
         movq    %rdx, -32(%rax)         /* T-32: rbx = arg */
         movq    %rsi, -40(%rax)         /* T-40: r12 = entry */
         movq    $0, -48(%rax)           /* T-48: r13 = 0 (defined contents, for debuggers) */

@@ -183,11 +183,17 @@ class Param:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One allowed result of an action: what is observed, and what follows."""
+    """One allowed result of an action: what is observed, and what follows.
+
+    An outcome with ``breaks`` is a *deviation* the spec knows: it is allowed
+    only where those rules (SHOULD rules, or rules a run excludes) are not
+    enforced, and says what follows then, so a check can go on after it.
+    """
 
     obs: Hashable
     next: Hashable
     rules: tuple[str, ...] = ()
+    breaks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,9 @@ class Action:
     directly for actions whose outcome set is too large to list (a loose
     profile that allows spurious events): it returns the allowed
     (next state, rules) pairs for ``obs``, empty when ``obs`` is not allowed,
-    or None to let the listed outcomes decide (in stricter profiles).
+    or None to let the listed outcomes decide (in stricter profiles).  A
+    triple (next state, rules, breaks) is a known deviation, as an
+    `Outcome` with ``breaks``.
     """
 
     name: str
@@ -296,6 +304,8 @@ class StepResult:
     matched_rules: tuple[str, ...]  # rules of the matching outcomes (coverage)
     allowed: tuple[Hashable, ...]  # every allowed observation (for reports)
     violated: tuple[str, ...]  # rule IDs broken, empty when the step conforms
+    # Rules broken by a known deviation the check tolerated (see Outcome.breaks).
+    tolerated: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -310,6 +320,7 @@ def check_step(
     args: Mapping[str, Any],
     obs: Hashable,
     project: Callable[[Any, str, Hashable], Hashable] = lambda state, name, obs: obs,
+    tolerate: Callable[[str], bool] | None = None,
 ) -> StepResult:
     """Narrow ``beliefs`` by one observed step.
 
@@ -317,29 +328,44 @@ def check_step(
     target can see (a target that cannot tell HUP from IN compares the
     projection); ``obs`` is already in the target's view.  Actions with
     ``accepts`` are checked on the unprojected observation.
+
+    ``tolerate(rule_id)`` says which rules the check does not enforce: a
+    known deviation breaking only such rules is then allowed (the result
+    names them in ``tolerated``).  Without it every rule is enforced.
     """
     nxt: set = set()
     matched: list[str] = []
     allowed: list[Hashable] = []
+    deviated: dict = {}  # next state -> rules broken, for known deviations that match
+    dev_matched: list[str] = []  # the rules those deviations still exercise
     beliefs = list(beliefs)
+
+    def deviation_ok(breaks) -> bool:
+        return tolerate is not None and all(tolerate(r) for r in breaks)
+
+    def match(n, rules, breaks=()):
+        if breaks:
+            if deviation_ok(breaks):
+                deviated.setdefault(n, set()).update(breaks)
+                dev_matched.extend(r for r in rules if r not in dev_matched)
+            return
+        nxt.add(n)
+        for r in rules:
+            if r not in matched:
+                matched.append(r)
+
     for s in beliefs:
         accepted = None if action.accepts is None else action.accepts(s, args, profile, obs)
         if accepted is not None:
-            for n, rules in accepted:
-                nxt.add(n)
-                for r in rules:
-                    if r not in matched:
-                        matched.append(r)
+            for found in accepted:
+                match(*found)
             continue
         for o in action.outcomes(s, args, profile):
             seen = project(s, action.name, o.obs)
-            if seen not in allowed:
+            if not o.breaks and seen not in allowed:
                 allowed.append(seen)
             if seen == obs:
-                nxt.add(o.next)
-                for r in o.rules:
-                    if r not in matched:
-                        matched.append(r)
+                match(o.next, o.rules, o.breaks)
     if nxt:
         return StepResult(frozenset(nxt), tuple(matched), tuple(allowed), ())
     if action.accepts is not None:
@@ -347,8 +373,11 @@ def check_step(
         for s in beliefs:
             for o in action.outcomes(s, args, profile):
                 seen = project(s, action.name, o.obs)
-                if seen not in allowed:
+                if not o.breaks and seen not in allowed:
                     allowed.append(seen)
+    if deviated:
+        broken = sorted(set().union(*deviated.values()))
+        return StepResult(frozenset(deviated), tuple(dev_matched), tuple(allowed), (), tuple(broken))
     violated: list[str] = []
     for s in beliefs:
         for r in action.violated_rules(s, args, profile, obs):

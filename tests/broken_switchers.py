@@ -11,6 +11,8 @@ as ``module:attribute`` targets like any user's own:
     MxcsrNotSwitched  the switch leaves MXCSR alone (x87 control word switched)
     GuardOverlap      an allocated stack's usable range starts at its guard
                       page, one page below where it belongs
+    FramePointerNotZeroed  a new fiber starts with its creator's rbp (breaks
+                      only FIB-STACK-4, a SHOULD rule: a warning unless --strict)
 
 plus EntryAlign16Movaps, the first with code that the misalignment really
 breaks (it crashes the target: rule TGT-1), and Unbroken, the same build
@@ -114,6 +116,12 @@ class GuardOverlap(BrokenSwitcher):
     name = "broken-guard-overlap"
     define = "ASF_BROKEN_GUARD_OVERLAP"
     description = "An allocated stack's usable range starts at its guard page: its top is one page too low."
+
+
+class FramePointerNotZeroed(BrokenSwitcher):
+    name = "broken-fp-chain"
+    define = "ASF_BROKEN_FP_CHAIN"
+    description = "A new fiber starts with its creator's rbp: the frame-pointer chain runs off its stack (a SHOULD rule)."
 
 
 class Unbroken(BrokenSwitcher):

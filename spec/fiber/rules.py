@@ -6,7 +6,7 @@ mask is *not* part of a fiber's context in either ABI profile (a switch does
 no system call); ``ucontext`` profile: swapcontext(3) saves and restores it.
 """
 
-from ..core import rule
+from ..core import SHOULD, rule
 
 AREA = "fiber"
 X86 = "sysv-x86_64"
@@ -91,11 +91,16 @@ STACK_GUARD = _r(
 )
 FP_CHAIN = _r(
     "FIB-STACK-4",
-    """The frame-pointer chain ends at the fiber's base frame: the entry
-    function starts with rbp = 0 (x86-64) / x29 = 0 (AArch64).""",
-    source=f"{X86_ABI} §3.4.1 ('the deepest stack frame ... frame pointer to zero'); {A64_ABI} §6.4.6 (frame records end with 0)",
+    """The entry function should start with rbp = 0 (x86-64) / x29 = 0
+    (AArch64), so the frame-pointer chain ends at the fiber's base frame.""",
+    source=f"{X86_ABI} §3.4.1 ('the user code should mark the deepest stack frame by setting the frame pointer to zero'); {A64_ABI} §6.4.6 (frame records end with 0)",
     profiles=ABIS,
     features=["stack"],
+    tier=SHOULD,
+    rationale="""The psABI words it as a recommendation: code runs correctly
+    without it.  What breaks is every tool that walks frame pointers
+    (profilers, debuggers, crash reporters), which follow a garbage chain
+    off the fiber's stack.""",
 )
 
 # ------------------------------------------------------------------ x86-64 ABI

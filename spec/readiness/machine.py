@@ -820,6 +820,8 @@ def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
             broken.append(R.OFD_KEEPS)
     if len(obs) < min(m, len(reported)):
         broken.append(R.POLL_FILL)
+    if not broken and not missing and not extra:
+        return (R.POLL_FAIR,)  # the right events in another order
     return tuple(dict.fromkeys(broken)) or (R.EV_NOT_READY,)
 
 

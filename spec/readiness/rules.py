@@ -6,7 +6,7 @@ on a real kernel (said in ``measured``).  ``portable`` is what a
 cross-platform reactor (mio's contract) can promise on every backend.
 """
 
-from ..core import rule
+from ..core import SHOULD, rule
 
 AREA = "readiness"
 LINUX = "linux-epoll"
@@ -248,14 +248,21 @@ POLL_FILL = _r(
 )
 POLL_FAIR = _r(
     "RDY-POLL-3",
-    """A poll reports ready registrations in ready-list order: the order in
-    which they became ready, with each reported level-triggered registration
-    moved to the back and the ones left out because max_events was reached
-    kept at the front.  So with R registrations staying ready, each is
-    reported at least once in every ceil(R / max_events) consecutive polls.""",
+    """A poll should report ready registrations in ready-list order: the
+    order in which they became ready, with each reported level-triggered
+    registration moved to the back and the ones left out because max_events
+    was reached kept at the front.  So with R registrations staying ready,
+    each is reported at least once in every ceil(R / max_events)
+    consecutive polls.""",
     source="fs/eventpoll.c ep_send_events / ep_done_scan (unreported entries spliced back to the head, reported level-triggered ones re-added at the tail)",
     profiles=[LINUX],
     features=["cap"],
+    tier=SHOULD,
+    rationale="""The man pages promise no order: this is the kernel's
+    implementation, and what keeps a capped poll fair (epoll(7) 'Possible
+    pitfalls': starvation).  An epoll look-alike may order events
+    differently without breaking a program; one that starves a ready
+    registration does.""",
     measured="Linux 6.x: 5 level-triggered ready pipes polled with maxevents=2 come back A,B / C,D / E,A / B,C / D,E; a pipe that becomes ready between polls joins after the re-queued ones; an entry no longer ready drops out.",
 )
 POLL_EINVAL = _r(
