@@ -1,6 +1,10 @@
 """The `asyncspec` command.
 
     asyncspec run [AREA ...] [--target T] [--profile P] [--max-examples N] [--steps N] [--seed S]
+                  [--rules GLOBS] [--exclude GLOBS] [--strict] [--list]
+                  [--report DIR] [--json FILE] [--junit FILE] [--png]
+    asyncspec replay FILE [--target T]
+    asyncspec draw FILE [--png]
     asyncspec rules [AREA]
     asyncspec targets [AREA]
     asyncspec bench [--quick]
@@ -34,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true", help="run the target in this process (no crash isolation; for debugging)")
     run.add_argument("--out", default="asyncspec-out", help="where counterexample files go (default asyncspec-out)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    sel = run.add_argument_group("selecting rules")
+    sel.add_argument("--rules", action="append", default=[], metavar="GLOBS", help="enforce only rules matching these patterns (e.g. 'RDY-ET-*'; comma-separated, repeatable)")
+    sel.add_argument("--exclude", action="append", default=[], metavar="GLOBS", help="do not enforce rules matching these patterns")
+    sel.add_argument("--strict", action="store_true", help="enforce SHOULD rules too, and fail on selected rules never exercised")
+    sel.add_argument("--list", action="store_true", help="dry run: print what would run and the rules it would enforce")
+    reports = run.add_argument_group("reports")
+    reports.add_argument("--report", metavar="DIR", help="write an HTML report (DIR/index.html) with the drawings inline")
+    reports.add_argument("--json", metavar="FILE", help="write machine-readable results")
+    reports.add_argument("--junit", metavar="FILE", help="write JUnit XML, one testcase per rule")
+    reports.add_argument("--png", action="store_true", help="also draw counterexamples as PNG")
+
+    draw = sub.add_parser("draw", help="draw a counterexample file with Graphviz (.dot, .svg; .png on request)")
+    draw.add_argument("file", help="a counterexample .json written by `asyncspec run`")
+    draw.add_argument("--png", action="store_true", help="also a PNG")
 
     rep = sub.add_parser("replay", help="re-execute a counterexample file's steps, without Hypothesis")
     rep.add_argument("file", help="a counterexample .json written by `asyncspec run`")
@@ -74,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "draw":
+            return cmd_draw(args)
         if args.command == "rules":
             return cmd_rules(args)
         if args.command == "targets":
@@ -102,14 +122,31 @@ def _areas(names) -> list[str]:
 
 def cmd_run(args) -> int:
     from . import targets
-    from .runner import Progress, UsageError, format_result, run
+    from .counterexample import save
+    from .runner import Finding, Progress, UsageError, format_result, run
+    from .selection import BadSelection, Selection
 
-    status = 0
+    try:
+        selection = Selection.of(args.rules, args.exclude, args.strict)
+    except BadSelection as e:
+        raise _Usage(str(e)) from None
+    areas = []
     for area in _areas(args.areas):
         if not args.areas and args.target not in targets.BUILTIN.get(area, {}) and ":" not in args.target:
             # Running every area: one without this built-in target yet is skipped, said plainly.
             print(f"== {area}: no built-in target {args.target!r} yet; skipped", flush=True)
             continue
+        if selection.rules and not any(selection.status(r) != "not selected" for r in RULES.area(area)):
+            if args.areas:
+                raise _Usage(f"--rules selects no rule of area {area!r}")
+            continue  # every area: skip the ones the selection leaves empty
+        areas.append(area)
+    if args.list:
+        return _list_run(areas, args, selection)
+    formats = ("svg", "png") if args.png else ("svg",)
+    results = []
+    status = 0
+    for area in areas:
         progress = None if args.quiet else Progress(f"{area}/{args.target}", args.max_examples)
         try:
             res = run(
@@ -123,18 +160,62 @@ def cmd_run(args) -> int:
                 shrink=args.shrink,
                 isolate=not args.in_process,
                 timeout=args.timeout,
+                selection=selection,
             )
         except UsageError as e:
             raise _Usage(str(e)) from None
         print(format_result(res), flush=True)
-        if res.failure is not None:
-            from .counterexample import write
-
-            path = write(res.failure, args.target, args.out, args.seed)
-            print(f"\n  counterexample written to {path}\n  replay it: asyncspec replay {path}", flush=True)
+        found = ([(res.failure, True)] if res.failure is not None else []) + [(w, False) for w in res.warnings]
+        for violation, fatal in found:
+            files, note = save(violation, args.target, args.out, args.seed, fatal, formats, selection)
+            res.findings.append(Finding(violation, fatal, files, note))
+            what = "counterexample" if fatal else "warning's counterexample"
+            print(f"\n  {what} written to {files['json']}\n  replay it: asyncspec replay {files['json']}", flush=True)
+            drawing = files.get("svg") or files.get("dot")
+            print(f"  drawing: {drawing}" + (f" ({note})" if note else ""), flush=True)
         if not res.ok:
             status = 1
+        results.append(res)
+    command = "asyncspec " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("asyncspec") else ""
+    if args.json:
+        from .report import write_json
+
+        write_json(results, args.json, command)
+        print(f"results (JSON): {args.json}")
+    if args.junit:
+        from .report import write_junit
+
+        write_junit(results, args.junit)
+        print(f"results (JUnit XML): {args.junit}")
+    if args.report:
+        from .report import write_html
+
+        print(f"report: {write_html(results, args.report, command)}")
     return status
+
+
+def _list_run(areas, args, selection) -> int:
+    """--list: what `asyncspec run` would do, without running anything."""
+    from .runner import UsageError, resolve, selected_rules
+    from .selection import ENFORCED
+
+    for area in areas:
+        try:
+            machine, prof, target_cls = resolve(area, args.target, args.profile)
+        except UsageError as e:
+            raise _Usage(str(e)) from None
+        print(f"== {area} against {target_cls.name} (profile {prof.name}); {selection.describe()}")
+        for r in selected_rules(area, selection):
+            if not r.holds_in(prof.name):
+                state = f"n/a (not in profile {prof.name})"
+            elif r.features - target_cls.features:
+                state = "n/a (target lacks " + ", ".join(sorted(r.features - target_cls.features)) + ")"
+            else:
+                state = selection.status(r)
+            mark = "*" if state == ENFORCED else " "
+            print(f"  {mark} {r.id:<16} {r.tier:<6} {state}")
+        print(f"  actions: {', '.join(a.name for a in machine.actions)}")
+    return 0
 
 
 def cmd_replay(args) -> int:
@@ -155,6 +236,22 @@ def cmd_replay(args) -> int:
     same = list(result.violated) == recorded
     print(f"\n  verdict: {'the same as recorded' if same else 'different from the recorded ' + ', '.join(recorded)}")
     return 1
+
+
+def cmd_draw(args) -> int:
+    from .counterexample import BadCounterexample
+    from .render import draw_file
+
+    try:
+        files, note = draw_file(args.file, ("svg", "png") if args.png else ("svg",))
+    except BadCounterexample as e:
+        raise _Usage(str(e)) from None
+    for kind, path in sorted(files.items()):
+        print(f"{kind}: {path}")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_rules(args) -> int:

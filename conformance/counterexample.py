@@ -8,6 +8,8 @@ allowed, and the broken rules with their statements and sources.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from typing import Any
 
 from ..spec import RULES
 from .bridge import Violation
+from .selection import EVERYTHING, Selection
 
 FORMAT = "asyncspec-counterexample/1"
 
@@ -41,7 +44,22 @@ def version() -> str:
         return "unknown"
 
 
-def to_data(v: Violation, target: str, seed: int | None = None) -> dict[str, Any]:
+def state_data(value):
+    """A model state as JSON data: dataclasses become objects, tuples lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: state_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [state_data(v) for v in value]
+    if isinstance(value, (frozenset, set)):
+        return sorted((state_data(v) for v in value), key=repr)
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value
+
+
+def to_data(
+    v: Violation, target: str, seed: int | None = None, fatal: bool = True, selection: Selection = EVERYTHING
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "asyncspec": version(),
@@ -49,6 +67,10 @@ def to_data(v: Violation, target: str, seed: int | None = None) -> dict[str, Any
         "profile": v.profile,
         "target": target,
         "seed": seed,
+        # "failure": the run failed on it; "warning": it breaks only rules the run tolerated.
+        "verdict": "failure" if fatal else "warning",
+        # The run's rule selection: a replay tolerates what the run tolerated.
+        "selection": {"rules": list(selection.rules), "exclude": list(selection.exclude), "strict": selection.strict},
         "steps": [
             {
                 "index": s.index,
@@ -57,7 +79,11 @@ def to_data(v: Violation, target: str, seed: int | None = None) -> dict[str, Any
                 "observed": _jsonable(s.observed),
                 "allowed": _jsonable(list(s.allowed)),
                 "state_before": list(s.before),
+                "state_after": list(s.after),
+                "model_before": [state_data(m) for m in s.model_before],
+                "model_after": [state_data(m) for m in s.model_after],
                 "violated": list(s.violated),
+                "tolerated": list(s.tolerated),
             }
             for s in v.steps
         ],
@@ -67,18 +93,54 @@ def to_data(v: Violation, target: str, seed: int | None = None) -> dict[str, Any
     }
 
 
-def write(v: Violation, target: str, out_dir: str, seed: int | None = None) -> str:
+def write(
+    v: Violation, target: str, out_dir: str, seed: int | None = None, fatal: bool = True, selection: Selection = EVERYTHING
+) -> str:
+    return _write_data(to_data(v, target, seed, fatal, selection), out_dir)
+
+
+def _write_data(data: dict[str, Any], out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{v.area}-{target}-{v.profile}")
-    path = os.path.join(out_dir, f"{slug}-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    kind = "" if data["verdict"] == "failure" else "warning-"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{kind}{data['area']}-{data['target']}-{data['profile']}")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = os.path.join(out_dir, f"{slug}-{stamp}.json")
     n = 1
     while os.path.exists(path):
         n += 1
-        path = os.path.join(out_dir, f"{slug}-{time.strftime('%Y%m%dT%H%M%S')}-{n}.json")
+        path = os.path.join(out_dir, f"{slug}-{stamp}-{n}.json")
     with open(path, "w") as f:
-        json.dump(to_data(v, target, seed), f, indent=1)
+        json.dump(data, f, indent=1)
         f.write("\n")
     return path
+
+
+def save(
+    v: Violation,
+    target: str,
+    out_dir: str,
+    seed: int | None = None,
+    fatal: bool = True,
+    formats=("svg",),
+    selection: Selection = EVERYTHING,
+) -> tuple[dict[str, str], str]:
+    """Write a counterexample as a file set: ``X.json`` (replayable), ``X.itf.json``
+    (the Apalache/TLA+ Informal Trace Format), ``X.dot`` and the drawings.
+
+    Returns (paths by kind: json, itf, dot, svg, ...; a note on any drawing not made).
+    """
+    from . import itf, render
+
+    data = to_data(v, target, seed, fatal, selection)
+    path = _write_data(data, out_dir)
+    base = path[: -len(".json")]
+    paths = {"json": path, "itf": base + ".itf.json"}
+    with open(paths["itf"], "w") as f:
+        json.dump(itf.from_counterexample(data), f, indent=1)
+        f.write("\n")
+    drawn, note = render.render(render.to_dot(data), base, formats)
+    paths.update(drawn)
+    return paths, note
 
 
 class BadCounterexample(ValueError):
@@ -103,3 +165,12 @@ def read(path: str) -> dict[str, Any]:
             raise BadCounterexample(f"{path}: step {i} needs an 'action' and an 'args' object")
         step["observed"] = tupled(step.get("observed"))
     return data
+
+
+def replay_selection(data: dict[str, Any]) -> Selection | None:
+    """The rules a replay of this file tolerates: a failure's run selection;
+    none for a warning (replayed enforcing every rule, which is how it shows)."""
+    sel = data.get("selection")
+    if data.get("verdict") == "warning" or not isinstance(sel, dict):
+        return None
+    return Selection(tuple(sel.get("rules", ())), tuple(sel.get("exclude", ())), bool(sel.get("strict", False)))

@@ -133,7 +133,8 @@ def test_counterexample_file_replays_to_the_same_verdict(tmp_path, capsys):
 
     out = tmp_path / "out"
     assert main(["run", "readiness", "-t", "broken_reactors:StaleToken", "-q", "--out", str(out)]) == 1
-    (path,) = out.iterdir()
+    (path,) = [p for p in out.iterdir() if p.suffix == ".json" and not p.name.endswith(".itf.json")]
+    assert {p.name[len(path.stem) :] for p in out.iterdir()} == {".json", ".itf.json", ".dot", ".svg"}
     data = read(str(path))
     assert data["area"] == "readiness" and data["violated"][0]["id"] == "RDY-EV-1"
     assert data["steps"][-1]["violated"] == ["RDY-EV-1"]
