@@ -8,8 +8,9 @@ def all_machines() -> list[Machine]:
     from .fiber import MACHINE as fiber
     from .readiness import MACHINE as readiness
     from .readiness.kqueue import MACHINE as kqueue
+    from .waker import MACHINE as waker
 
-    return [readiness, kqueue, fiber]
+    return [readiness, kqueue, fiber, waker]
 
 
 def machines() -> dict[str, Machine]:

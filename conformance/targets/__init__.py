@@ -19,6 +19,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "greenlet": "asyncspec.conformance.targets.greenlet_target:GreenletTarget",
         "ucontext": "asyncspec.conformance.targets.ucontext_target:UcontextTarget",
     },
+    "waker": {
+        "rust-std": "asyncspec.conformance.targets.rust_std_waker:RustStdWaker",
+    },
 }
 
 
