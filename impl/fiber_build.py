@@ -150,84 +150,47 @@ ffibuilder.set_source(
 
 # ------------------------------------------------------------------ variants
 
-_variants: dict = {}
-
-
-def _macro(define: str):
-    name, eq, value = define.partition("=")
-    if not name.isidentifier():
-        raise ValueError(f"not a preprocessor definition: {define!r}")
-    return name, (value if eq else None)
-
 
 def build_variant(name: str, defines, tmpdir: str):
     """Compile fiber.c and the assembly file with `defines` ("NAME" or
     "NAME=VALUE", passed as -D) into a cffi module in `tmpdir`, import it and
-    return it (its `ffi` and `lib` are those of asyncspec.impl._fiber).
-
-    The module is named after `name` and a hash of the sources, definitions
-    and flags, and it lands in `tmpdir` under that name by an atomic rename:
-    a process that finds it there already (another worker, a second call)
-    imports it without compiling, and two processes building at once do not
-    disturb each other.  Within a process each module is imported once.
-    """
-    import hashlib
-    import importlib.util
+    return it (its `ffi` and `lib` are those of asyncspec.impl._fiber); see
+    asyncspec.impl.variants."""
     import shlex
-    import shutil
     import subprocess
     import sysconfig
-    import tempfile
+
+    from asyncspec.impl import variants
 
     asm = asm_file()
     if asm is None:
         raise RuntimeError(f"no context switch for this machine ({sys.platform}, {platform.machine()})")
-    macros = [_macro(d) for d in defines]
-    flags = [f"-D{n}" if v is None else f"-D{n}={v}" for n, v in macros]
     with open(os.path.join(HERE, asm)) as f:
         asm_source = f.read()
-    digest = hashlib.sha256(
-        "\0".join([_c_source, asm_source, CDEF, *flags, *COMPILE_ARGS, sys.implementation.cache_tag]).encode()
-    ).hexdigest()[:16]
-    safe = "".join(c if c.isalnum() else "_" for c in name)
-    module_name = f"_fiber_{safe}_{digest}"
-    if module_name in _variants:
-        return _variants[module_name]
-    os.makedirs(tmpdir, exist_ok=True)
-    final = os.path.join(tmpdir, module_name + ".so")
-    if not os.path.exists(final):
-        work = tempfile.mkdtemp(prefix=module_name + "-", dir=tmpdir)
+
+    def assemble(work, flags):
+        # setuptools' compilers do not take `.S` sources (build_backend.py
+        # teaches the package build), so assemble it here, with the same
+        # definitions, and link the object in.
+        obj = os.path.join(work, "switch.o")
+        cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
         try:
-            # setuptools' compilers do not take `.S` sources (build_backend.py
-            # teaches the package build), so assemble it here, with the same
-            # definitions, and link the object in.
-            obj = os.path.join(work, "switch.o")
-            cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
-            subprocess.run(
-                [*cc, "-c", "-fPIC", *flags, os.path.join(HERE, asm), "-o", obj],
-                check=True,
-                capture_output=True,
-            )
-            builder = FFI()
-            builder.cdef(CDEF)
-            builder.set_source(
-                module_name,
-                _c_source,
-                define_macros=macros,
-                extra_objects=[obj],
-                extra_compile_args=COMPILE_ARGS,
-            )
-            built = builder.compile(tmpdir=work)
-            os.replace(built, final)
+            subprocess.run([*cc, "-c", "-fPIC", *flags, os.path.join(HERE, asm), "-o", obj], check=True, capture_output=True)
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"assembling {asm} with {flags}: {e.stderr.decode(errors='replace')}") from None
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    spec = importlib.util.spec_from_file_location(module_name, final)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    _variants[module_name] = module
-    return module
+        return {"extra_objects": [obj]}
+
+    return variants.build(
+        "fiber",
+        name,
+        defines,
+        tmpdir,
+        cdef=CDEF,
+        c_source=_c_source,
+        hashed=[asm_source],
+        prepare=assemble,
+        extra_compile_args=COMPILE_ARGS,
+    )
 
 
 if __name__ == "__main__":

@@ -26,37 +26,18 @@ there instead of compiling again) and imported once per process.
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
-
 from asyncspec.conformance.targets.impl_fiber import ImplFiber
+from variant_builds import variant_api as _variant_api
 
 DIR_ENV = "ASYNCSPEC_BROKEN_SWITCHERS_DIR"
-_apis: dict = {}
-
-
-def variant_dir() -> str:
-    path = os.environ.get(DIR_ENV)
-    if path is None:
-        path = tempfile.mkdtemp(prefix="asyncspec-broken-switchers-")
-        os.environ[DIR_ENV] = path  # inherited by the runner's worker processes
-        atexit.register(shutil.rmtree, path, True)
-    return path
 
 
 def variant_api(define: str):
     """The fiber API over the reference sources compiled with ``-D<define>``
     (with no definition for "")."""
-    api = _apis.get(define)
-    if api is None:
-        from asyncspec.impl import fiber, fiber_build
+    from asyncspec.impl import fiber, fiber_build
 
-        defines = [define] if define else []
-        module = fiber_build.build_variant(define.lower() or "unbroken", defines, variant_dir())
-        api = _apis[define] = fiber.api(module)
-    return api
+    return _variant_api(DIR_ENV, define, fiber_build.build_variant, fiber.api)
 
 
 class BrokenSwitcher(ImplFiber):
