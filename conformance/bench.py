@@ -7,7 +7,11 @@
 * fibers: ns per context switch in a pure C ping-pong, ours against glibc's
   swapcontext (the `ucontext` peer, which also switches the signal mask
   with a system call) where it is built; and the Python-driven resume +
-  yield round trip of our switcher against a greenlet switch pair.
+  yield round trip of our switcher against a greenlet switch pair;
+* wakers: wake_by_ref + poll cycles through our C wakers and run queue
+  (driven from Python, and all in C) against a pure-Python waker with the
+  same state logic; and the delay-server demo's wall time for 1,000
+  concurrent requests against the sum (and the longest) of their delays.
 
 Timings are medians of several repeats; only the ratios are meant to be
 compared across machines.
@@ -132,6 +136,30 @@ def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
     return out
 
 
+def waker_costs(calls: int, repeats: int, requests: int) -> None:
+    """Print wake cycles (ours against a pure-Python waker) and the delay-server demo's wall time."""
+    import subprocess
+    import sys
+
+    from asyncspec.impl import task
+
+    runs = [task.bench_wakes(calls) for _ in range(repeats)]
+    c = statistics.median(r.c for r in runs)
+    py = statistics.median(r.python for r in runs)
+    native = statistics.median(task.bench_wakes_native(calls * 10) for _ in range(repeats))
+    print(f"  wake_by_ref + poll, from Python: impl {c:8.0f} ns   Python waker {py:8.0f} ns   ratio {c / py:5.2f}x")
+    print(f"  wake_by_ref + poll, all in C:    impl {native:8.1f} ns   ({1e9 / native:,.0f} wakes/s)")
+    client = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "examples", "delay_server", "client.py")
+    if not os.path.exists(client):
+        print("  delay server demo: not measured (docs/examples is not installed with the package)")
+        return
+    done = subprocess.run(
+        [sys.executable, client, "--requests", str(requests), "--seed", "1"], capture_output=True, text=True, timeout=120
+    )
+    line = (done.stdout.strip().splitlines() or [done.stderr.strip()])[-1]
+    print(f"  delay server demo:               {line}")
+
+
 def main(quick: bool = False) -> int:
     calls, repeats, examples = (2000, 3, 30) if quick else (20000, 7, 300)
     print("asyncspec bench" + (" (quick)" if quick else ""))
@@ -143,6 +171,7 @@ def main(quick: bool = False) -> int:
         f"  readiness conformance steps/s:   impl {rate_impl:8.0f}      stdlib-epoll {rate_std:8.0f}      "
         f"ratio {rate_impl / rate_std:5.2f}x   ({steps_impl} and {steps_std} steps)"
     )
+    waker_costs(calls, repeats, 200 if quick else 1000)
     try:
         fc = fiber_costs(calls, repeats)
     except ImportError as e:

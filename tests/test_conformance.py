@@ -105,12 +105,14 @@ def test_console_script_runs():
 def test_bench_prints_ratios(capsys):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
-    # poll, conformance, Python round trip; and our C switch against swapcontext where the peer is built
+    # poll, conformance, wakes, Python round trip; and our C switch against swapcontext where the peer is built
     import importlib.util
 
     peer = importlib.util.find_spec("asyncspec.impl._ucontext") is not None
-    assert "select.epoll" in out and out.count("ratio") == (4 if peer else 3)
+    assert "select.epoll" in out and out.count("ratio") == (5 if peer else 4)
     assert "C ping-pong" in out and "greenlet pair" in out
+    assert "Python waker" in out and "wakes/s" in out
+    assert "sum of delays" in out  # the delay server demo ran
 
 
 def _open_fds() -> int:

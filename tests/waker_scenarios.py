@@ -121,7 +121,7 @@ SCENARIOS = [
     scenario(
         "noop_and_context_make_no_call",
         "WAK-VT-8",
-        BARE,
+        "bare noop context",
         bare(),
         step("noop", o(), slot=0),
         step("clone", o(), src=0, dst=1),

@@ -20,6 +20,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ucontext": "asyncspec.conformance.targets.ucontext_target:UcontextTarget",
     },
     "waker": {
+        "impl": "asyncspec.conformance.targets.impl_waker:ImplWaker",
         "rust-std": "asyncspec.conformance.targets.rust_std_waker:RustStdWaker",
     },
 }

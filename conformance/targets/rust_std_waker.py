@@ -28,7 +28,7 @@ _OPS = {"new", "noop", "clone", "drop", "wake", "wake_by_ref", "will_wake", "clo
 class RustStdWaker(Target):
     name = "rust-std"
     area = "waker"
-    features = frozenset({"bare"})
+    features = frozenset({"bare", "noop", "context"})
     description = "std::task::Waker over a counting RawWakerVTable, built with rustc: the vtable contract (WAK-VT-*)."
 
     _shared = None  # the interpreter, one per process

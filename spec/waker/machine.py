@@ -260,6 +260,7 @@ NOOP_ACTION = Action(
     (P_SLOT,),
     lambda w, a, p: not live(w, a["slot"]),
     lambda w, a, p: [Outcome(observe(w.slot(a["slot"], NOOP)), w.slot(a["slot"], NOOP), (R.NO_CALL,))],
+    requires=lambda w, a: frozenset({"noop"}),
     doc="Put Waker::noop().clone() in an empty slot.",
 )
 
@@ -395,7 +396,7 @@ CONTEXT = Action(
     (P_SLOT,),
     lambda w, a, p: live(w, a["slot"]),
     lambda w, a, p: [Outcome(observe(w, (), r), w, (R.NO_CALL, R.WILL_WAKE)) for r in (True, False)],
-    requires=lambda w, a: slot_features(w, a["slot"]),
+    requires=lambda w, a: frozenset({"context"}) | slot_features(w, a["slot"]),
     doc="Context::from_waker(&waker), then cx.waker().will_wake(&waker).",
 )
 
@@ -451,8 +452,9 @@ POLL = Action(
     (Param("result", ("pending", "ready")), Param("during", POLL_DURING)),
     poll_pre,
     poll_outcomes,
-    requires=lambda w, a: frozenset({"executor"}) | (
-        slot_features(w, int(a["during"].split(":")[1])) if a["during"] != "none" else frozenset()
+    requires=lambda w, a: (
+        frozenset({"executor"})
+        | (slot_features(w, int(a["during"].split(":")[1])) if a["during"] != "none" else frozenset())
     ),
     weight=3,
     doc="The executor polls the task at the head of the run queue; during the poll its future may wake a "
@@ -652,6 +654,104 @@ AW_ROUND = Action(
 )
 
 
+# ------------------------------------------------------------- explaining
+
+_CALL_RULES = {"clone": R.CLONE, "drop": R.DROP, "wake": R.WAKE_CONSUMES, "wake_by_ref": R.WAKE_BY_REF}
+_RESULT_RULES = {
+    "will_wake": R.WILL_WAKE,
+    "context": R.WILL_WAKE,
+    "poll": R.FIFO,
+    "aw_register": R.AW_REGISTER,
+    "aw_unlock": R.AW_TAKE,
+    "aw_take": R.AW_TAKE,
+    "aw_take_end": R.AW_TAKE,
+    "aw_check": R.AW_NO_LOST_WAKEUP,
+}
+_CALLS_RULES = {  # an action whose calls are its own rule
+    "will_wake": R.WILL_WAKE,
+    "context": R.NO_CALL,
+    "noop": R.NO_CALL,
+    "clone_from": R.CLONE_FROM,
+    "forget": R.ACCOUNTING,
+    "new": R.ACCOUNTING,
+    "aw_store": R.AW_REGISTER,
+    "aw_register": R.AW_WAKING,
+    "aw_unlock": R.AW_TAKE,
+    "aw_wake": R.AW_TAKE,
+}
+_REFS_RULES = {
+    "clone": R.CLONE,
+    "drop": R.DROP,
+    "wake": R.WAKE_CONSUMES,
+    "wake_by_ref": R.WAKE_BY_REF,
+    "new": R.ACCOUNTING,
+    "forget": R.ACCOUNTING,
+    "drop_join": R.JOIN_DROP,
+}
+
+
+def _counts(items) -> dict:
+    out: dict = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _differences(name: str, w: World, a, obs, expected) -> list[str]:
+    calls, result, refs, freed, queue = obs
+    e_calls, e_result, e_refs, e_freed, e_queue = expected
+    broken: list[str] = []
+    if _counts(calls) != _counts(e_calls):
+        if name in _CALLS_RULES:
+            broken.append(_CALLS_RULES[name])
+        seen, want = _counts(calls), _counts(e_calls)
+        for call in set(seen) | set(want):
+            if seen.get(call, 0) != want.get(call, 0):
+                # a drop made by a wake is the wake's fault (it must consume)
+                broken.append(R.WAKE_CONSUMES if name == "wake" else _CALL_RULES.get(call[0], R.ACCOUNTING))
+    if result != e_result and name in _RESULT_RULES:
+        broken.append(_RESULT_RULES[name])
+    if queue != e_queue:
+        if len(set(queue)) < len(queue):
+            broken.append(R.WAKE_IDLE)  # queued twice
+        elif sorted(queue) == sorted(e_queue):
+            broken.append(R.FIFO)
+        for t in set(e_queue) - set(queue):
+            if name == "make":
+                broken.append(R.SPAWN)
+            elif name == "poll" and t == w.queue[0]:
+                broken.append(R.WAKE_RUNNING)  # the polled task, woken meanwhile, not queued again
+            else:
+                broken.append(R.WAKE_IDLE)
+        for t in set(queue) - set(e_queue):
+            broken.append(
+                R.WAKE_COMPLETE if w.task(t).complete or name == "poll" and a["result"] == "ready" else R.WAKE_IDLE
+            )
+    if not broken and (refs != e_refs or freed != e_freed):
+        broken.append(_REFS_RULES.get(name, R.REFCOUNT))
+        if freed != e_freed:
+            broken.append(R.REFCOUNT)
+    return broken
+
+
+def explainer(name: str, outcomes):
+    """The rules an observation of action ``name`` breaks: compared part by
+    part (calls, result, queue, counts) with the closest allowed outcome."""
+
+    def explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
+        if not (isinstance(obs, tuple) and len(obs) == 5):
+            return ()
+        allowed = [o.obs for o in outcomes(w, a, p)]
+        best = min(allowed, key=lambda e: sum(x != y for x, y in zip(obs, e)))
+        return tuple(dict.fromkeys(_differences(name, w, a, obs, best)))
+
+    return explain
+
+
+def _with_explain(action: Action) -> Action:
+    return replace(action, explain=explainer(action.name, action.outcomes))
+
+
 # ------------------------------------------------------------- invariants
 
 
@@ -692,7 +792,9 @@ INVARIANTS = (
     Invariant(R.REFCOUNT, _inv_refcount, "A task's count is the number of things holding it."),
     Invariant(R.REFCOUNT, _inv_freed, "A spawned task is freed exactly when its count is zero."),
     Invariant(R.WAKE_IDLE, _inv_queue, "A task is queued at most once, exactly while notified, never once complete."),
-    Invariant(R.AW_NO_LOST_WAKEUP, _inv_no_lost_wakeup, "A finished round saw the condition or woke the consumer's task."),
+    Invariant(
+        R.AW_NO_LOST_WAKEUP, _inv_no_lost_wakeup, "A finished round saw the condition or woke the consumer's task."
+    ),
     Invariant(R.AW_REGISTER, _inv_aw_unlocked, "REGISTERING is set exactly while a register is in progress."),
 )
 
@@ -761,29 +863,32 @@ PROFILES = (
 MACHINE = Machine(
     area=R.AREA,
     init=lambda p: World(tuple(Task() for _ in range(T)), tuple(EMPTY for _ in range(W))),
-    actions=(
-        MAKE,
-        NEW,
-        NOOP_ACTION,
-        CLONE,
-        DROP,
-        WAKE,
-        WAKE_BY_REF,
-        WILL_WAKE,
-        CLONE_FROM,
-        FORGET,
-        CONTEXT,
-        POLL,
-        DROP_JOIN,
-        AW_REGISTER,
-        AW_STORE,
-        AW_UNLOCK,
-        AW_CHECK,
-        AW_SET,
-        AW_TAKE,
-        AW_TAKE_END,
-        AW_WAKE,
-        AW_ROUND,
+    actions=tuple(
+        _with_explain(a)
+        for a in (
+            MAKE,
+            NEW,
+            NOOP_ACTION,
+            CLONE,
+            DROP,
+            WAKE,
+            WAKE_BY_REF,
+            WILL_WAKE,
+            CLONE_FROM,
+            FORGET,
+            CONTEXT,
+            POLL,
+            DROP_JOIN,
+            AW_REGISTER,
+            AW_STORE,
+            AW_UNLOCK,
+            AW_CHECK,
+            AW_SET,
+            AW_TAKE,
+            AW_TAKE_END,
+            AW_WAKE,
+            AW_ROUND,
+        )
     ),
     profiles=PROFILES,
     invariants=INVARIANTS,

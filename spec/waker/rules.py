@@ -81,6 +81,7 @@ NO_CALL = _r(
     """Context::from_waker borrows the waker and makes no call; Waker::noop
     and its clones call nothing of any task's vtable.""",
     source=f"{STD_TASK}: Context::from_waker, Waker::noop ('a waker that does nothing when woken')",
+    features=["noop", "context"],
 )
 
 # --------------------------------------------------------- task notification
