@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import time
@@ -16,6 +17,7 @@ from ..spec import RULES, machine_for
 from ..spec.core import Rule
 from . import targets as target_registry
 from .bridge import Recorder, Violation, build
+from .exec_target import TIMEOUT_ENV
 from .replay import minimize
 from .selection import EVERYTHING, EXCLUDED, NOT_SELECTED, SHOULD_ONLY, Selection
 from .worker import DEFAULT_TIMEOUT, isolated
@@ -115,10 +117,8 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     selection: Selection = EVERYTHING,
 ) -> RunResult:
-    machine, prof, target_cls = resolve(area, target, profile)
-    if isolate:
-        # A target that crashes or hangs must not take the runner with it.
-        target_cls = isolated(target_cls, timeout)
+    machine, prof, target_cls = resolve(area, target, profile, timeout)
+    target_cls = contained(target_cls, isolate, timeout)
     recorder = Recorder(progress=progress)
     machine_cls = build(machine, prof, target_cls, recorder, selection)
     if seed is not None:
@@ -157,8 +157,7 @@ def run(
         # A warning is replayed enforcing every rule: that is how it shows.
         warnings = [shortest(v, v.rules, None) for _, v in sorted(recorder.tolerated.items())]
     finally:
-        if isolate:
-            target_cls.shutdown()
+        stop(target_cls)
     seconds = time.monotonic() - started
     violated = set(failure.rules) if failure else set()
     results = [
@@ -180,8 +179,25 @@ def run(
     )
 
 
-def resolve(area: str, target: str, profile: str | None):
+def contained(target_cls, isolate: bool, timeout: float):
+    """The target class to drive: in a worker process unless ``isolate`` is
+    off or the target runs out of process already (an `exec:` adapter)."""
+    if isolate and not getattr(target_cls, "out_of_process", False):
+        # A target that crashes or hangs must not take the runner with it.
+        return isolated(target_cls, timeout)
+    return target_cls
+
+
+def stop(target_cls) -> None:
+    """End a run's worker or adapter process, if it has one."""
+    shutdown = getattr(target_cls, "shutdown", None)
+    if shutdown is not None:
+        shutdown()
+
+
+def resolve(area: str, target: str, profile: str | None, timeout: float = DEFAULT_TIMEOUT):
     """The machine, profile and target class a run would use (UsageError if they don't fit)."""
+    os.environ[TIMEOUT_ENV] = str(timeout)  # an exec: adapter's step timeout, here and in workers
     try:
         machine = machine_for(area, profile)
         prof = machine.profile(profile)
@@ -217,9 +233,8 @@ def replay_file(path: str, target: str | None = None, isolate: bool = True, time
     from .replay import NotEnabled, replay
 
     data = read(path)
-    machine, prof, target_cls = resolve(data["area"], target or data["target"], data["profile"])
-    if isolate:
-        target_cls = isolated(target_cls, timeout)
+    machine, prof, target_cls = resolve(data["area"], target or data["target"], data["profile"], timeout)
+    target_cls = contained(target_cls, isolate, timeout)
     t = target_cls()
     t.open()
     try:
@@ -228,8 +243,7 @@ def replay_file(path: str, target: str | None = None, isolate: bool = True, time
         raise UsageError(f"{path}: {e}") from None
     finally:
         t.close()
-        if isolate:
-            target_cls.shutdown()
+        stop(target_cls)
 
 
 def format_result(res: RunResult) -> str:

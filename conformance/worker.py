@@ -46,21 +46,24 @@ def _signal_name(code: int) -> str:
     return f"exit status {code}"
 
 
-class _Child:
-    """One worker process for one target class."""
+class Child:
+    """A child process spoken to in JSON lines over its stdin and stdout.
 
-    def __init__(self, path: str, timeout: float):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
-        # stderr goes to a file (a chatty target must not block on a full
-        # pipe); faults in the child leave no core files behind.
+    stderr goes to a file (a chatty child must not block on a full pipe);
+    faults in the child leave no core files behind, and on Linux the child
+    is killed if its parent dies (so a killed runner leaves no orphan).
+    The child is always reaped: on `stop`, `kill`, or when found dead.
+    """
+
+    def __init__(self, argv: list[str], timeout: float, env: dict | None = None):
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asyncspec.conformance.worker", path],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env=env,
-            preexec_fn=_no_core_dumps,
+            preexec_fn=_child_setup,
         )
         self.timeout = timeout
         self._buf = b""
@@ -68,20 +71,25 @@ class _Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, message: dict, timeout: float | None = None) -> dict:
-        """Send one request; the answer, or {"crashed": ...} / {"hung": ...}."""
+    def send(self, message: dict) -> dict | None:
+        """Write one message; None, or {"crashed": ...} if the child is gone."""
         try:
             self.proc.stdin.write((json.dumps(message) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return self._died()
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return None
+
+    def read_line(self, timeout: float | None = None) -> bytes | dict:
+        """The next line the child writes, or {"crashed": ...} / {"hung": ...}."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
-                return {"hung": f"no answer within {self.timeout:g} s"}
+                return {"hung": f"no answer within {limit:g} s"}
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
@@ -90,7 +98,15 @@ class _Child:
                 return self._died()
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        return line
+
+    def request(self, message: dict, timeout: float | None = None) -> dict:
+        """Send one request; the answer, or {"crashed": ...} / {"hung": ...}."""
+        failed = self.send(message)
+        if failed is not None:
+            return failed
+        line = self.read_line(timeout)
+        return line if isinstance(line, dict) else json.loads(line)
 
     def _died(self) -> dict:
         try:
@@ -130,10 +146,15 @@ class _Child:
         self._reap()
 
 
-def _no_core_dumps():
+def _child_setup():
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def target_path(cls: type[Target]) -> str:
@@ -151,7 +172,7 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
         dialect = getattr(target_cls, "dialect", "")
         features = target_cls.features
         description = target_cls.description
-        _child: _Child | None = None
+        _child: Child | None = None
         inner = target_cls
 
         @classmethod
@@ -168,7 +189,8 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
             self._broken: dict | None = None
             cls = type(self)
             if cls._child is None or not cls._child.alive():
-                cls._child = _Child(path, timeout)
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
+                cls._child = Child([sys.executable, "-m", "asyncspec.conformance.worker", path], timeout, env)
             answer = cls._child.request({"op": "open"})
             if not answer.get("ok"):
                 self._broken = answer

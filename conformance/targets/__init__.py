@@ -13,6 +13,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "impl": "asyncspec.conformance.targets.impl_reactor:ImplReactor",
         "stdlib-epoll": "asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll",
         "selectors": "asyncspec.conformance.targets.selectors_target:Selectors",
+        "asyncio": "asyncspec.conformance.targets.asyncio_target:AsyncioTarget",
+        "uvloop": "asyncspec.conformance.targets.uvloop_target:UvloopTarget",
+        "trio": "asyncspec.conformance.targets.trio_target:TrioTarget",
     },
     "fiber": {
         "impl": "asyncspec.conformance.targets.impl_fiber:ImplFiber",
@@ -30,13 +33,23 @@ class UnknownTarget(LookupError):
     pass
 
 
+_exec_classes: dict = {}
+
+
 def load(spec: str, area: str) -> type[Target]:
-    """Resolve a target name (or ``module:attribute``) to a Target class."""
+    """Resolve a target name, ``module:attribute`` or ``exec:COMMAND`` to a Target class."""
+    if spec.startswith("exec:"):
+        from ..exec_target import exec_target
+
+        key = (spec, area)
+        if key not in _exec_classes:
+            _exec_classes[key] = exec_target(spec[len("exec:") :].strip(), area)
+        return _exec_classes[key]
     path = BUILTIN.get(area, {}).get(spec)
     if path is None:
         if ":" not in spec:
             known = ", ".join(sorted(BUILTIN.get(area, {}))) or "none"
-            raise UnknownTarget(f"unknown {area} target {spec!r} (built-in: {known}; or give module:attribute)")
+            raise UnknownTarget(f"unknown {area} target {spec!r} (built-in: {known}; or give module:attribute or exec:COMMAND)")
         path = spec
     module_name, _, attr = path.partition(":")
     # Like `python -m`, a user's own target module may sit in the current directory.
