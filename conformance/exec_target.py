@@ -34,7 +34,7 @@ import os
 import shlex
 import shutil
 from functools import lru_cache
-from typing import Any, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping
 
 from .counterexample import tupled
 from .target import Target
@@ -195,8 +195,14 @@ class AdapterFailed(Exception):
 # ------------------------------------------------------------------ the Target
 
 
-def exec_target(command: str, area: str) -> type[Target]:
-    """A Target class for ``exec:COMMAND`` in ``area`` (the handshake runs on first use)."""
+def exec_target(command: str | Callable[[], str], area: str, label: str | None = None) -> type[Target]:
+    """A Target class for ``exec:COMMAND`` in ``area`` (the handshake runs on first use).
+
+    ``command`` may be a function returning the command line, called when
+    the adapter is first started (a built-in adapter that is compiled on
+    first use); an exception from it makes the target unavailable, with its
+    message.  ``label`` names the target before the handshake.
+    """
     from ..spec import machines
 
     if area not in machines():
@@ -208,7 +214,7 @@ def exec_target(command: str, area: str) -> type[Target]:
         base = LinuxSources  # for its wire view (`project`) only; the adapter owns the sources
 
     class ExecTarget(base):  # type: ignore[misc, valid-type]
-        name = f"exec:{command}"
+        name = label or f"exec:{command}"
         out_of_process = True  # no worker process around it: it is one
         _adapter: Adapter | None = None
         _why: str | None = None
@@ -221,7 +227,7 @@ def exec_target(command: str, area: str) -> type[Target]:
         @classmethod
         def _start(cls) -> Adapter:
             if cls._adapter is None or not cls._adapter.alive():
-                cls._adapter = Adapter(command, area, cls._timeout())
+                cls._adapter = Adapter(command() if callable(command) else command, area, cls._timeout())
                 hello = cls._adapter.hello
                 cls.name = hello["name"]
                 cls.features = frozenset(hello["features"])
@@ -233,8 +239,8 @@ def exec_target(command: str, area: str) -> type[Target]:
         def unavailable(cls) -> str | None:
             try:
                 cls._start()
-            except (ProtocolError, AdapterFailed, OSError) as e:
-                return f"exec adapter {command!r}: {e}"
+            except (ProtocolError, AdapterFailed, OSError, RuntimeError) as e:
+                return f"{cls.name}: {e}"
             return None
 
         @classmethod
