@@ -38,7 +38,7 @@ from typing import Any, Callable, Hashable, Mapping
 
 from .counterexample import tupled
 from .target import Target
-from .worker import DEFAULT_TIMEOUT, Child
+from .worker import DEFAULT_TIMEOUT, STARTUP_TIMEOUT, Child
 
 PROTOCOL = "asyncspec-target/1"
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "protocol")
@@ -129,7 +129,7 @@ class Adapter:
         failed = self.child.send({"type": "hello", "protocol": PROTOCOL, "area": self.area})
         if failed is not None:
             raise ProtocolError(f"the adapter died before the handshake ({failed['crashed']})")
-        msg = self.receive("hello", "the handshake")
+        msg = self.receive("hello", "the handshake", timeout=max(self.timeout, STARTUP_TIMEOUT))
         if msg["area"] != self.area:
             self.kill()
             raise ProtocolError(f"the adapter implements area {msg['area']!r}, not {self.area!r}")
@@ -150,10 +150,10 @@ class Adapter:
                 pass
         self.child.kill()
 
-    def receive(self, expected: str, what: str, seq: int | None = None) -> dict:
+    def receive(self, expected: str, what: str, seq: int | None = None, timeout: float | None = None) -> dict:
         """The next message, which must be of type ``expected`` (or, for a
         step, an error); a failure of any kind raises AdapterFailed."""
-        line = self.child.read_line()
+        line = self.child.read_line(timeout)
         if isinstance(line, dict):  # crashed or hung: the child is reaped
             kind, detail = next(iter(line.items()))
             raise AdapterFailed(kind, f"{what}: the adapter {'died' if kind == 'crashed' else 'hung'} ({detail})")

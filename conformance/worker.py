@@ -35,6 +35,8 @@ from .counterexample import tupled
 from .target import Target
 
 DEFAULT_TIMEOUT = 10.0
+# How long a new child may take to start and answer its first message.
+STARTUP_TIMEOUT = 60.0
 
 
 def _signal_name(code: int) -> str:
@@ -188,10 +190,13 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
         def open(self) -> None:
             self._broken: dict | None = None
             cls = type(self)
-            if cls._child is None or not cls._child.alive():
+            fresh = cls._child is None or not cls._child.alive()
+            if fresh:
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
                 cls._child = Child([sys.executable, "-m", "asyncspec.conformance.worker", path], timeout, env)
-            answer = cls._child.request({"op": "open"})
+            # A new worker first imports Python and the target: that is not
+            # the target's step time, so its first answer gets longer.
+            answer = cls._child.request({"op": "open"}, max(timeout, STARTUP_TIMEOUT) if fresh else None)
             if not answer.get("ok"):
                 self._broken = answer
 
