@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step")
     rep.add_argument("--in-process", action="store_true", help="run the target in this process")
 
+    docs = sub.add_parser("docs", help="generate the spec docs (rule catalog; conformance matrix with --matrix)")
+    docs.add_argument("areas", nargs="*", metavar="AREA", help="areas for the matrix (default: all)")
+    docs.add_argument("--out", default="docs", help="where the docs go (default: docs)")
+    docs.add_argument("--matrix", action="store_true", help="also run every built-in target and write docs/conformance.md")
+    docs.add_argument("--max-examples", "-n", type=_positive, default=300, help="examples per target for the matrix (300)")
+    docs.add_argument("--seed", type=int, default=1, help="seed for the matrix runs (default 1)")
+
     rules = sub.add_parser("rules", help="list the spec's rules")
     rules.add_argument("area", nargs="?", help="only this area")
 
@@ -96,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_draw(args)
         if args.command == "rules":
             return cmd_rules(args)
+        if args.command == "docs":
+            return cmd_docs(args)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":
@@ -251,6 +260,17 @@ def cmd_draw(args) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from .docs import write_catalog, write_matrix
+
+    for path in write_catalog(args.out):
+        print(f"wrote {path}")
+    if args.matrix:
+        path = write_matrix(args.out, _areas(args.areas), args.max_examples, args.seed, lambda m: print(m, flush=True))
+        print(f"wrote {path}")
     return 0
 
 

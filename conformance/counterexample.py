@@ -99,16 +99,21 @@ def write(
     return _write_data(to_data(v, target, seed, fatal, selection), out_dir)
 
 
-def _write_data(data: dict[str, Any], out_dir: str) -> str:
+def _write_data(data: dict[str, Any], out_dir: str, stamp: bool = True) -> str:
+    """Write the file; its name says what and, with ``stamp``, when (else it
+    is stable, for files kept in the repository, and replaced)."""
     os.makedirs(out_dir, exist_ok=True)
     kind = "" if data["verdict"] == "failure" else "warning-"
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{kind}{data['area']}-{data['target']}-{data['profile']}")
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    path = os.path.join(out_dir, f"{slug}-{stamp}.json")
-    n = 1
-    while os.path.exists(path):
-        n += 1
-        path = os.path.join(out_dir, f"{slug}-{stamp}-{n}.json")
+    if not stamp:
+        path = os.path.join(out_dir, f"{slug}.json")
+    else:
+        when = time.strftime("%Y%m%dT%H%M%S")
+        path = os.path.join(out_dir, f"{slug}-{when}.json")
+        n = 1
+        while os.path.exists(path):
+            n += 1
+            path = os.path.join(out_dir, f"{slug}-{when}-{n}.json")
     with open(path, "w") as f:
         json.dump(data, f, indent=1)
         f.write("\n")
@@ -123,6 +128,7 @@ def save(
     fatal: bool = True,
     formats=("svg",),
     selection: Selection = EVERYTHING,
+    stamp: bool = True,
 ) -> tuple[dict[str, str], str]:
     """Write a counterexample as a file set: ``X.json`` (replayable), ``X.itf.json``
     (the Apalache/TLA+ Informal Trace Format), ``X.dot`` and the drawings.
@@ -132,7 +138,7 @@ def save(
     from . import itf, render
 
     data = to_data(v, target, seed, fatal, selection)
-    path = _write_data(data, out_dir)
+    path = _write_data(data, out_dir, stamp)
     base = path[: -len(".json")]
     paths = {"json": path, "itf": base + ".itf.json"}
     with open(paths["itf"], "w") as f:
