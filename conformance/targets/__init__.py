@@ -16,6 +16,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "asyncio": "asyncspec.conformance.targets.asyncio_target:AsyncioTarget",
         "uvloop": "asyncspec.conformance.targets.uvloop_target:UvloopTarget",
         "trio": "asyncspec.conformance.targets.trio_target:TrioTarget",
+        "libuv": "asyncspec.conformance.targets.libuv_target:Libuv",
     },
     "fiber": {
         "impl": "asyncspec.conformance.targets.impl_fiber:ImplFiber",
