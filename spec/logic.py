@@ -15,8 +15,21 @@ def _symbolic(*values) -> bool:
     return any(type(v).__module__.startswith("z3") for v in values)
 
 
+def _reader(values):
+    """The symbolic reading (asyncspec.model.symbolic) a value belongs to, if any:
+    its values carry ``__symbolic__``, the explorer that builds their terms."""
+    for v in values:
+        x = getattr(v, "__symbolic__", None)
+        if x is not None:
+            return x
+    return None
+
+
 def ite(cond, then, otherwise):
     """``then`` if ``cond`` else ``otherwise`` (both already evaluated)."""
+    x = _reader((cond, then, otherwise))
+    if x is not None:
+        return x.ite(cond, then, otherwise)
     if _symbolic(cond, then, otherwise):
         import z3
 
@@ -25,6 +38,9 @@ def ite(cond, then, otherwise):
 
 
 def all_(*conds):
+    x = _reader(conds)
+    if x is not None:
+        return x.all_(conds)
     if _symbolic(*conds):
         import z3
 
@@ -33,6 +49,9 @@ def all_(*conds):
 
 
 def any_(*conds):
+    x = _reader(conds)
+    if x is not None:
+        return x.any_(conds)
     if _symbolic(*conds):
         import z3
 
@@ -41,6 +60,9 @@ def any_(*conds):
 
 
 def not_(cond):
+    x = _reader((cond,))
+    if x is not None:
+        return x.not_(cond)
     if _symbolic(cond):
         import z3
 

@@ -16,7 +16,8 @@ State
                complete  its future returned Ready
                freed     its memory was released (refs reached 0)
     slots    W waker slots: EMPTY, NOOP (Waker::noop) or a task index
-    queue    the run queue, task indices in order
+    queue    the run queue: T entries, task indices in order, then NOTASK
+             (a fixed shape, so the symbolic reading has fixed fields)
     aw       one AtomicWaker and the two sides driving it (see below)
 
 Observations
@@ -58,7 +59,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..core import Action, Invariant, Machine, Outcome, Param, Profile
-from ..logic import ite
+from ..logic import all_, any_, ite, not_
 from . import rules as R
 
 T = 2  # tasks
@@ -70,7 +71,7 @@ NOTASK = -1
 
 # AtomicWaker state bits (futures-rs).
 WAITING, REGISTERING, WAKING = 0, 1, 2
-AW_NAMES = {0: "WAITING", 1: "REGISTERING", 2: "WAKING", 3: "REGISTERING|WAKING"}
+AW_NAMES = ("WAITING", "REGISTERING", "WAKING", "REGISTERING|WAKING")  # by state
 # Consumer program counter: 0 idle, 1 locked, 2 stored, 3 registered (check next), 4 done.
 # Producer program counter: 0 idle, 1 condition set, 2 took WAITING (take_end next), 3 taken (wake next), 4 done.
 
@@ -105,7 +106,7 @@ class AW:
 class World:
     tasks: tuple[Task, ...]
     slots: tuple[int, ...]
-    queue: tuple[int, ...] = ()
+    queue: tuple[int, ...] = (NOTASK,) * T
     aw: AW = AW()
 
     def task(self, t: int) -> Task:
@@ -118,13 +119,30 @@ class World:
         return replace(self, slots=self.slots[:s] + (value,) + self.slots[s + 1 :])
 
 
+def queued(w: World) -> tuple[int, ...]:
+    """The run queue's tasks, head first."""
+    return tuple(t for t in w.queue if t != NOTASK)
+
+
+def enqueue(w: World, t: int) -> World:
+    """Put task t at the tail of the run queue (the first free entry)."""
+    for i in range(T):
+        if w.queue[i] == NOTASK:
+            return replace(w, queue=w.queue[:i] + (t,) + w.queue[i + 1 :])
+    raise AssertionError("the run queue is full: a task was queued twice")
+
+
+def dequeue(w: World) -> World:
+    return replace(w, queue=w.queue[1:] + (NOTASK,))
+
+
 def observe(w: World, calls=(), result=None):
     return (
         tuple(calls),
         result,
         tuple(t.refs for t in w.tasks),
         tuple(t.freed for t in w.tasks),
-        w.queue,
+        queued(w),
     )
 
 
@@ -151,8 +169,7 @@ def notify(w: World, t: int, running: int = NOTASK) -> tuple[World, tuple[str, .
         return w.put(t, replace(task, notified=True)), (R.WAKE_RUNNING,)
     if task.notified:
         return w, (R.WAKE_IDLE,)  # coalesced with the queued poll
-    w = w.put(t, replace(task, notified=True))
-    w = replace(w, queue=w.queue + (t,))
+    w = enqueue(w.put(t, replace(task, notified=True)), t)
     return _ref(w, t, +1), (R.WAKE_IDLE, R.REFCOUNT)
 
 
@@ -225,7 +242,7 @@ def make_outcomes(w, a, p):
         w2 = w.put(t, Task(kind=BARE))
         return [Outcome(observe(w2), w2, ())]
     w2 = w.put(t, Task(kind=SPAWNED, refs=3, join=True, owned=True, notified=True))
-    w2 = replace(w2, queue=w2.queue + (t,))
+    w2 = enqueue(w2, t)
     return [Outcome(observe(w2), w2, (R.SPAWN, R.REFCOUNT))]
 
 
@@ -407,7 +424,7 @@ POLL_DURING = ("none",) + tuple(f"{how}:{s}" for how in ("wake_by_ref", "wake") 
 
 
 def poll_pre(w, a, p):
-    if not w.queue:
+    if w.queue[0] == NOTASK:
         return False
     during = a["during"]
     if during == "none":
@@ -421,7 +438,7 @@ def poll_outcomes(w, a, p):
     """Pop the head, poll it once (waking a slot's waker during the poll, if
     asked), and finish the poll as Ready or Pending."""
     t = w.queue[0]
-    w = replace(w, queue=w.queue[1:])  # the queue's reference passes to the poller
+    w = dequeue(w)  # the queue's reference passes to the poller
     w = w.put(t, replace(w.task(t), notified=False))
     rules: tuple[str, ...] = (R.SPAWN, R.FIFO, R.REFCOUNT)
     calls: tuple = ()
@@ -440,7 +457,7 @@ def poll_outcomes(w, a, p):
         w = _ref(_ref(w, t, -1), t, -1)  # the executor's and the popped queue reference
         rules += (R.WAKE_COMPLETE,) if task.notified else ()
     elif task.notified:
-        w = replace(w, queue=w.queue + (t,))  # woken while running: polled once more
+        w = enqueue(w, t)  # woken while running: polled once more
         rules += (R.WAKE_RUNNING,)
     else:
         w = _ref(w, t, -1)
@@ -755,47 +772,130 @@ def _with_explain(action: Action) -> Action:
 # ------------------------------------------------------------- invariants
 
 
-def _holders(w: World, t: int) -> int:
-    task = w.task(t)
-    held = sum(1 for s in w.slots if s == t) + task.leaked
-    held += int(task.join) + int(task.owned) + int(task.notified)
-    held += int(w.aw.stored == t) + int(w.aw.taken == t)
-    return held
+# Written with the logic helpers (all_, any_, not_, ite) instead of Python's
+# and/or/if, so that the symbolic reading (asyncspec.model) builds one term
+# per invariant instead of one path per case.  Each invariant is small: the
+# proofs check them one by one.
 
 
-def _inv_refcount(w: World, p: Profile) -> bool:
-    return all(w.task(t).refs == _holders(w, t) for t in range(T))
+def _in(v, lo: int, hi: int):
+    return all_(lo <= v, v < hi)
 
 
-def _inv_freed(w: World, p: Profile) -> bool:
-    return all(w.task(t).freed == (w.task(t).kind == SPAWNED and w.task(t).refs == 0) for t in range(T))
+def pick(values, i, default):
+    """``values[i]`` for an index that may be symbolic (``default`` out of range)."""
+    out = default
+    for k in range(len(values) - 1, -1, -1):
+        out = ite(i == k, values[k], out)
+    return out
 
 
-def _inv_queue(w: World, p: Profile) -> bool:
-    queued_once = len(set(w.queue)) == len(w.queue)
-    return queued_once and all(
-        (t in w.queue) == w.task(t).notified and not (w.task(t).complete and w.task(t).notified) for t in range(T)
+def live_task(w: World, t):
+    """t names a task that exists and is not freed."""
+    alive = [all_(task.kind != NONE, not_(task.freed)) for task in w.tasks]
+    return all_(_in(t, 0, T), pick(alive, t, False))
+
+
+def _inv_task(t: int):
+    def holds(w: World, p: Profile):
+        task = w.task(t)
+        return all_(
+            _in(task.kind, NONE, SPAWNED + 1),
+            task.refs >= 0,
+            task.leaked >= 0,
+            ite(task.kind == SPAWNED, True, not_(any_(task.join, task.owned, task.notified, task.complete, task.freed))),
+            ite(task.kind == NONE, all_(task.refs == 0, task.leaked == 0), True),
+            not_(all_(task.complete, task.owned)),
+        )
+
+    return holds
+
+
+def _inv_slot(s: int):
+    def holds(w: World, p: Profile):
+        v = w.slots[s]
+        return any_(v == EMPTY, v == NOOP, live_task(w, v))
+
+    return holds
+
+
+def _inv_aw(w: World, p: Profile):
+    aw = w.aw
+    return all_(
+        _in(aw.state, 0, 4),
+        _in(aw.c_pc, 0, 5),
+        _in(aw.p_pc, 0, 5),
+        _in(aw.c_slot, 0, W),
+        any_(aw.stored == NOTASK, live_task(w, aw.stored)),
+        any_(aw.taken == NOTASK, live_task(w, aw.taken)),
+        any_(aw.c_task == NOTASK, _in(aw.c_task, 0, T)),
+        # While the consumer registers, its slot holds its task's waker (borrowed, see `lent`).
+        ite(any_(aw.c_pc == 1, aw.c_pc == 2), pick(w.slots, aw.c_slot, EMPTY) == aw.c_task, True),
+        ite(any_(aw.c_pc == 1, aw.c_pc == 2), aw.c_task != NOTASK, True),
+        any_(aw.taken == NOTASK, aw.p_pc == 3),
     )
 
 
-def _inv_no_lost_wakeup(w: World, p: Profile) -> bool:
+def _inv_refcount(t: int):
+    def holds(w: World, p: Profile):
+        task = w.task(t)
+        held = task.leaked + ite(task.join, 1, 0) + ite(task.owned, 1, 0) + ite(task.notified, 1, 0)
+        for s in w.slots:
+            held = held + ite(s == t, 1, 0)
+        held = held + ite(w.aw.stored == t, 1, 0) + ite(w.aw.taken == t, 1, 0)
+        return task.refs == held
+
+    return holds
+
+
+def _inv_freed(t: int):
+    def holds(w: World, p: Profile):
+        task = w.task(t)
+        return ite(task.freed, all_(task.kind == SPAWNED, task.refs == 0), not_(all_(task.kind == SPAWNED, task.refs == 0)))
+
+    return holds
+
+
+def _inv_queue(w: World, p: Profile):
+    q = w.queue
+    parts = [any_(q[i] == NOTASK, _in(q[i], 0, T)) for i in range(T)]
+    parts += [any_(q[i] != NOTASK, q[i + 1] == NOTASK) for i in range(T - 1)]  # compact
+    parts += [any_(q[i] == NOTASK, q[i] != q[j]) for i in range(T) for j in range(i + 1, T)]  # once
+    for t in range(T):
+        task = w.task(t)
+        in_queue = any_(*[q[i] == t for i in range(T)])
+        parts.append(ite(in_queue, task.notified, not_(task.notified)))
+        parts.append(not_(all_(task.complete, task.notified)))
+    return all_(*parts)
+
+
+def _inv_no_lost_wakeup(w: World, p: Profile):
     aw = w.aw
-    return not (aw.c_pc == 4 and aw.p_pc == 4) or aw.saw or aw.woke
+    return any_(not_(all_(aw.c_pc == 4, aw.p_pc == 4)), aw.saw, aw.woke)
 
 
-def _inv_aw_unlocked(w: World, p: Profile) -> bool:
+def _inv_aw_unlocked(w: World, p: Profile):
     # The lock bit is set exactly while the consumer is inside register.
-    return bool(w.aw.state & REGISTERING) == (w.aw.c_pc in (1, 2))
+    locked = (w.aw.state & REGISTERING) != 0
+    inside = any_(w.aw.c_pc == 1, w.aw.c_pc == 2)
+    return ite(locked, inside, not_(inside))
 
+
+SHAPE = (
+    tuple(Invariant(R.ACCOUNTING, _inv_task(t), f"Task {t}'s fields are in their domains and agree with its kind.") for t in range(T))
+    + tuple(Invariant(R.ACCOUNTING, _inv_slot(s), f"Waker slot {s} is empty, a noop waker, or a live task's.") for s in range(W))
+    + (Invariant(R.AW_REGISTER, _inv_aw, "The AtomicWaker's fields are in their domains; what it holds is a live task's."),)
+)
 
 INVARIANTS = (
-    Invariant(R.REFCOUNT, _inv_refcount, "A task's count is the number of things holding it."),
-    Invariant(R.REFCOUNT, _inv_freed, "A spawned task is freed exactly when its count is zero."),
-    Invariant(R.WAKE_IDLE, _inv_queue, "A task is queued at most once, exactly while notified, never once complete."),
-    Invariant(
-        R.AW_NO_LOST_WAKEUP, _inv_no_lost_wakeup, "A finished round saw the condition or woke the consumer's task."
-    ),
-    Invariant(R.AW_REGISTER, _inv_aw_unlocked, "REGISTERING is set exactly while a register is in progress."),
+    SHAPE
+    + tuple(Invariant(R.REFCOUNT, _inv_refcount(t), f"Task {t}'s count is the number of things holding it.") for t in range(T))
+    + tuple(Invariant(R.REFCOUNT, _inv_freed(t), f"Task {t} is freed exactly when spawned with a count of zero.") for t in range(T))
+    + (
+        Invariant(R.WAKE_IDLE, _inv_queue, "A task is queued at most once, exactly while notified, never once complete."),
+        Invariant(R.AW_NO_LOST_WAKEUP, _inv_no_lost_wakeup, "A finished round saw the condition or woke the consumer's task."),
+        Invariant(R.AW_REGISTER, _inv_aw_unlocked, "REGISTERING is set exactly while a register is in progress."),
+    )
 )
 
 
@@ -822,8 +922,8 @@ def describe(w: World) -> str:
     held = [f"[{s}]={'noop' if v == NOOP else f'task{v}'}" for s, v in enumerate(w.slots) if v != EMPTY]
     if held:
         parts.append("wakers " + " ".join(held))
-    if w.queue:
-        parts.append("queue " + ",".join(f"task{t}" for t in w.queue))
+    if queued(w):
+        parts.append("queue " + ",".join(f"task{t}" for t in queued(w)))
     aw = w.aw
     if aw != AW():
         stored = f"task{aw.stored}" if aw.stored >= 0 else "-"
