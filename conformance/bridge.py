@@ -25,7 +25,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ..spec.core import Action, Machine, Profile, StepResult, check_step, enabled
+from ..spec.core import RULES, Action, Machine, Profile, StepResult, check_step, enabled
 from .selection import EVERYTHING, Selection
 from .target import TARGET_SOUND, Target, target_failed
 
@@ -127,6 +127,18 @@ def checked(machine, profile, beliefs, action, args, obs, target, selection: Sel
     result = check_step(machine, profile, beliefs, action, args, obs, project=target.project, tolerate=tolerate)
     if not result.ok and target_failed(obs):
         return StepResult(result.beliefs, (), result.allowed, (TARGET_SOUND,))
+    if not result.ok:
+        # Name the rules that apply here: in the profile, and claimed by the
+        # target (an explanation may list a stricter profile's rule too).
+        features = frozenset(target.features)
+        claims = getattr(target, "claims_rule", lambda r: True)
+        applicable = tuple(
+            r
+            for r in result.violated
+            if r not in RULES or (RULES[r].holds_in(profile.name) and RULES[r].features <= features and claims(r))
+        )
+        if applicable and applicable != result.violated:
+            return StepResult(result.beliefs, result.matched_rules, result.allowed, applicable, result.tolerated)
     return result
 
 

@@ -233,6 +233,9 @@ def exec_target(command: str | Callable[[], str], area: str, label: str | None =
                 cls.features = frozenset(hello["features"])
                 cls.dialect = hello.get("dialect", "")
                 cls.description = hello.get("description", f"exec adapter {command!r}")
+                cls.profiles = frozenset(hello.get("profiles", ()))
+                cls.claims = tuple(hello.get("rules", ()))
+                cls.profile = hello.get("profile", "")
             return cls._adapter
 
         @classmethod
@@ -282,7 +285,10 @@ def exec_target(command: str | Callable[[], str], area: str, label: str | None =
                 return self._broken
             if msg["type"] == "error":
                 return ("raised", f"{what}: the adapter failed: {msg['message']}")
-            return tupled(msg["obs"])
+            obs = tupled(msg["obs"])
+            if area == "readiness" and action == "poll" and obs and isinstance(obs[0], tuple):
+                obs = tuple(sorted(obs))  # the protocol leaves the events' order free
+            return obs
 
     ExecTarget.area = area
     ExecTarget.__name__ = ExecTarget.__qualname__ = "ExecTarget"

@@ -82,10 +82,13 @@ def judge(
     violated: set[str],
     selection: Selection = EVERYTHING,
     tolerated: dict[str, int] | None = None,
+    claimed: bool = True,
 ) -> RuleResult:
     tolerated = tolerated or {}
     if not rule.holds_in(profile):
         return RuleResult(rule, NA, 0, f"not in profile {profile}")
+    if not claimed:
+        return RuleResult(rule, NA, exercised, "not claimed by the target")
     missing = rule.features - features
     if missing:
         return RuleResult(rule, NA, exercised, "target lacks " + ", ".join(sorted(missing)))
@@ -161,7 +164,16 @@ def run(
     seconds = time.monotonic() - started
     violated = set(failure.rules) if failure else set()
     results = [
-        judge(r, prof.name, target_cls.features, recorder.rules.get(r.id, 0), violated, selection, recorder.tolerated_count)
+        judge(
+            r,
+            prof.name,
+            target_cls.features,
+            recorder.rules.get(r.id, 0),
+            violated,
+            selection,
+            recorder.tolerated_count,
+            claims_rule(target_cls, r.id),
+        )
         for r in selected_rules(area, selection)
     ]
     return RunResult(
@@ -199,24 +211,38 @@ def resolve(area: str, target: str, profile: str | None, timeout: float = DEFAUL
     """The machine, profile and target class a run would use (UsageError if they don't fit)."""
     os.environ[TIMEOUT_ENV] = str(timeout)  # an exec: adapter's step timeout, here and in workers
     try:
-        machine = machine_for(area, profile)
-        prof = machine.profile(profile)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
-    try:
         target_cls = target_registry.load(target, area)
     except target_registry.UnknownTarget as e:
         raise UsageError(str(e)) from None
-    if machine.dialect and getattr(target_cls, "dialect", "") != machine.dialect:
-        raise UsageError(
-            f"profile {prof.name!r} is a {machine.dialect} machine and target {target!r} speaks "
-            f"{getattr(target_cls, 'dialect', '') or 'another protocol'}"
-            + (" (no kqueue target can run on Linux)" if machine.dialect == "kqueue" else "")
-        )
-    why = target_cls.unavailable()
+    why = target_cls.unavailable()  # an exec: adapter's handshake happens here
     if why:
         raise UsageError(f"target {target!r} is unavailable here: {why}")
+    try:
+        # A target may name the profile it is meant for (ucontext: its own).
+        profile = profile or getattr(target_cls, "profile", "") or None
+        try:
+            machine = machine_for(area, profile)
+            prof = machine.profile(profile)
+        except KeyError as e:
+            raise UsageError(str(e.args[0])) from None
+        if machine.dialect and getattr(target_cls, "dialect", "") != machine.dialect:
+            raise UsageError(
+                f"profile {prof.name!r} is a {machine.dialect} machine and target {target!r} speaks "
+                f"{getattr(target_cls, 'dialect', '') or 'another protocol'}"
+                + (" (no kqueue target can run on Linux)" if machine.dialect == "kqueue" else "")
+            )
+        claimed = getattr(target_cls, "profiles", frozenset())
+        if claimed and prof.name not in claimed:
+            raise UsageError(f"target {target!r} claims profiles {', '.join(sorted(claimed))}, not {prof.name!r}")
+    except UsageError:
+        stop(target_cls)  # an adapter started by the handshake
+        raise
     return machine, prof, target_cls
+
+
+def claims_rule(target_cls, rule_id: str) -> bool:
+    check = getattr(target_cls, "claims_rule", None)
+    return True if check is None else check(rule_id)
 
 
 def selected_rules(area: str, selection: Selection) -> list[Rule]:

@@ -45,6 +45,19 @@ class Target(ABC):
     features: frozenset[str] = frozenset()
     #: One line on what it is and what it claims.
     description: str = ""
+    #: The spec profile it is checked under when none is asked for ("": the area's default).
+    profile: str = ""
+    #: The profiles it claims to implement (empty: any) and the rules it
+    #: claims (glob patterns; empty: every rule its features allow).  Rules
+    #: it does not claim are reported not applicable.
+    profiles: frozenset[str] = frozenset()
+    claims: tuple[str, ...] = ()
+
+    @classmethod
+    def claims_rule(cls, rule_id: str) -> bool:
+        import fnmatch
+
+        return not cls.claims or any(fnmatch.fnmatchcase(rule_id, p) for p in cls.claims)
 
     @classmethod
     def unavailable(cls) -> str | None:

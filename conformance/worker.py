@@ -174,6 +174,8 @@ def isolated(target_cls: type[Target], timeout: float = DEFAULT_TIMEOUT) -> type
         dialect = getattr(target_cls, "dialect", "")
         features = target_cls.features
         description = target_cls.description
+        profiles = getattr(target_cls, "profiles", frozenset())
+        claims = getattr(target_cls, "claims", ())
         _child: Child | None = None
         inner = target_cls
 

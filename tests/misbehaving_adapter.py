@@ -7,7 +7,8 @@ first example, then: garbage (a line that is not JSON), wrong-seq (answers
 as if it were the previous step), unknown (a message of an unknown type),
 segfault (dies of SIGSEGV), hang (never answers), exit (exits with status
 3), error (reports an error for the step).  MODE bad-hello answers the
-handshake without its features.
+handshake without its features; MODE claims serves correctly but claims
+only some rules and the portable profile.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def main() -> int:
         out.flush()
         return True
 
+    if mode == "claims":
+        # Claims only the level-triggered rules, and only the portable profile.
+        out_write = out.write
+
+        def write(text):
+            msg = json.loads(text)
+            if msg.get("type") == "hello":
+                msg.update(rules=["RDY-LT-*", "RDY-SRC-*"], profiles=["portable"], profile="portable")
+                text = json.dumps(msg) + "\n"
+            return out_write(text)
+
+        out.write = write
+        return served.serve(StdlibEpoll, sys.stdin, out)
     if mode == "bad-hello":
         sys.stdin.readline()
         out.write(json.dumps({"type": "hello", "protocol": "asyncspec-target/1", "name": "x", "area": "readiness"}) + "\n")

@@ -86,6 +86,16 @@ def test_a_bad_handshake_makes_the_target_unavailable(no_leaks):
         run("fiber", f"exec:{SERVE} asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll", max_examples=1)
 
 
+def test_an_adapter_claims_its_profiles_and_rules(no_leaks):
+    res = run("readiness", _misbehaving("claims", 0), max_examples=40, seed=1)
+    assert res.profile == "portable"  # the profile the adapter is meant for
+    status = {r.rule.id: r for r in res.results}
+    assert status["RDY-LT-1"].status == PASS
+    assert status["RDY-CTL-3"].status == "n/a" and status["RDY-CTL-3"].why == "not claimed by the target"
+    with pytest.raises(UsageError, match="claims profiles portable, not 'linux-epoll'"):
+        run("readiness", _misbehaving("claims", 0), profile="linux-epoll", max_examples=1)
+
+
 def test_schemas_are_what_the_runner_checks():
     check({"type": "result", "seq": 1, "obs": ["ok"]}, schema("result"))
     for bad, why in [

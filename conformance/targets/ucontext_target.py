@@ -30,6 +30,7 @@ STACK = 64 * 1024
 
 class UcontextTarget(FiberTarget):
     name = "ucontext"
+    profile = "ucontext"
     features = frozenset({"nested", "errors", "abi", "sigmask"})
     description = "glibc makecontext/swapcontext on guarded mmap stacks (peer; signal mask switched with the context)."
 
