@@ -106,7 +106,8 @@ def _write_data(data: dict[str, Any], out_dir: str, stamp: bool = True) -> str:
     kind = "" if data["verdict"] == "failure" else "warning-"
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{kind}{data['area']}-{data['target']}-{data['profile']}")
     if not stamp:
-        path = os.path.join(out_dir, f"{slug}.json")
+        rules = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(r["id"] for r in data["violated"]))
+        path = os.path.join(out_dir, f"{slug}-{rules}.json")
     else:
         when = time.strftime("%Y%m%dT%H%M%S")
         path = os.path.join(out_dir, f"{slug}-{when}.json")
