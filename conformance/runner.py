@@ -211,6 +211,10 @@ def resolve(area: str, target: str, profile: str | None, timeout: float = DEFAUL
     """The machine, profile and target class a run would use (UsageError if they don't fit)."""
     os.environ[TIMEOUT_ENV] = str(timeout)  # an exec: adapter's step timeout, here and in workers
     try:
+        machine_for(area)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    try:
         target_cls = target_registry.load(target, area)
     except target_registry.UnknownTarget as e:
         raise UsageError(str(e)) from None
