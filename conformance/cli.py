@@ -205,7 +205,7 @@ def cmd_run(args) -> int:
 
 def _list_run(areas, args, selection) -> int:
     """--list: what `asyncspec run` would do, without running anything."""
-    from .runner import UsageError, resolve, selected_rules
+    from .runner import UsageError, resolve, selected_rules, stop
     from .selection import ENFORCED
 
     for area in areas:
@@ -213,6 +213,7 @@ def _list_run(areas, args, selection) -> int:
             machine, prof, target_cls = resolve(area, args.target, args.profile)
         except UsageError as e:
             raise _Usage(str(e)) from None
+        stop(target_cls)  # an exec: adapter answered the handshake; nothing runs
         print(f"== {area} against {target_cls.name} (profile {prof.name}); {selection.describe()}")
         for r in selected_rules(area, selection):
             if not r.holds_in(prof.name):
