@@ -299,6 +299,7 @@ def cmd_targets(args) -> int:
             try:
                 cls = targets.load(name, area)
                 why = cls.unavailable()
+                getattr(cls, "shutdown", lambda: None)()  # an exec: adapter started by the check
             except targets.UnknownTarget as e:
                 cls, why = None, str(e)
             state = "available" if not why else f"unavailable: {why}"
