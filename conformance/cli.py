@@ -5,6 +5,7 @@
                   [--report DIR] [--json FILE] [--junit FILE] [--png]
     asyncspec replay FILE [--target T]
     asyncspec draw FILE [--png]
+    asyncspec prove [AREA ...]
     asyncspec rules [AREA]
     asyncspec targets [AREA]
     asyncspec bench [--quick]
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     docs.add_argument("--max-examples", "-n", type=_positive, default=300, help="examples per target for the matrix (300)")
     docs.add_argument("--seed", type=int, default=1, help="seed for the matrix runs (default 1)")
 
+    prove = sub.add_parser("prove", help="prove the spec's properties with z3 (induction, BMC, quantified facts)")
+    prove.add_argument("areas", nargs="*", metavar="AREA", help="only these areas")
+
     rules = sub.add_parser("rules", help="list the spec's rules")
     rules.add_argument("area", nargs="?", help="only this area")
 
@@ -105,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_rules(args)
         if args.command == "docs":
             return cmd_docs(args)
+        if args.command == "prove":
+            from ..model.prove import main as prove_main
+
+            return prove_main(_areas(args.areas) if args.areas else None)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":

@@ -126,3 +126,12 @@ def test_the_register_then_check_discipline_masks_a_lost_unlock_wake():
     sym = Symbolic(machine, P, machine.init(P), _inv(INVARIANTS), actions=weakened, index_range=range(-2, 3))
     ok, _cx, _detail = sym.bmc(WM._inv_no_lost_wakeup, 8, _round_start)
     assert ok
+
+
+def test_prove_prints_the_table_and_says_what_is_not_proved(capsys):
+    from asyncspec.conformance.cli import main
+
+    assert main(["prove", "fiber"]) == 0
+    out = capsys.readouterr().out
+    assert "FIB-X86-1, FIB-A64-1" in out and "quantified (64-bit)" in out and "proved" in out
+    assert "not yet" in out and "2 proved, 0 refuted, 1 not yet proved" in out
