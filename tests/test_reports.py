@@ -15,7 +15,7 @@ from asyncspec.conformance import itf, render, report
 from asyncspec.conformance.bridge import Recorder, Step, Violation
 from asyncspec.conformance.cli import main
 from asyncspec.conformance.counterexample import read, save, to_data
-from asyncspec.conformance.runner import FAIL, NA, PASS, SKIP, UNTESTED, WARN, Finding, RunResult, replay_file, run
+from asyncspec.conformance.runner import FAIL, NA, PASS, UNTESTED, WARN, Finding, RunResult, replay_file, run
 from asyncspec.conformance.selection import EXCLUDED, NOT_SELECTED, SHOULD_ONLY, BadSelection, Selection
 from asyncspec.spec import RULES, all_machines
 
