@@ -45,6 +45,8 @@ import signal
 import subprocess
 import time
 
+from .buildcache import cache_dir, cached  # noqa: F401  (cache_dir: where builds go)
+
 DEFAULT_TIMEOUT = 10.0
 #: How long a compile may take before it counts as hung.
 BUILD_TIMEOUT = 300.0
@@ -80,16 +82,6 @@ class InterpreterHung(InterpreterFailed):
 # ------------------------------------------------------------------ build
 
 
-def cache_dir() -> str:
-    """Where compiled interpreters are kept: ``$ASYNCSPEC_CACHE``, else
-    ``$XDG_CACHE_HOME/asyncspec``, else ``~/.cache/asyncspec``."""
-    explicit = os.environ.get("ASYNCSPEC_CACHE")
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "asyncspec")
-
-
 def _rustc() -> tuple[str, str]:
     """rustc's path and its ``rustc -V`` line, or RustUnavailable."""
     import shutil
@@ -109,36 +101,19 @@ def _rustc() -> tuple[str, str]:
 
 
 def build(source: str | None = None) -> str:
-    """Compile the interpreter (``source``: main.rs by default) and return
-    the executable's path.
-
-    The executable is named after the sha256 of the source, the ``rustc -V``
-    line and the flags, in ``cache_dir()/rust_waker``; when it is there
-    already nothing is compiled.  It is compiled under a temporary name and
-    moved into place with os.replace, so builds running at once (pytest
-    workers) never see, or leave, a half-written file.
-    """
-    import hashlib
-    import shutil
-    import tempfile
-
+    """Compile the interpreter (``source``: main.rs by default) unless the
+    cache has it (see conformance/buildcache.py, keyed by the source, the
+    ``rustc -V`` line and the flags); return the executable's path."""
     rustc, version = _rustc()
     src = os.path.abspath(SOURCE if source is None else source)
     with open(src, "rb") as f:
         code = f.read()
-    key = hashlib.sha256(b"\0".join([code, version.encode(), " ".join(RUSTC_FLAGS).encode()])).hexdigest()[:16]
-    directory = os.path.join(cache_dir(), "rust_waker")
-    exe = os.path.join(directory, f"rust_waker-{key}")
-    if os.access(exe, os.X_OK):
-        return exe
-    os.makedirs(directory, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".build-{key}-", dir=directory)
-    try:
-        out = os.path.join(work, "rust_waker")
+
+    def compile(out: str) -> None:
         try:
             proc = subprocess.run(
                 [rustc, *RUSTC_FLAGS, "-o", out, src],
-                cwd=work,
+                cwd=os.path.dirname(out),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=BUILD_TIMEOUT,
@@ -149,10 +124,8 @@ def build(source: str | None = None) -> str:
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
             raise RustBuildError(f"rustc could not compile {src} ({version}, {_status(proc.returncode)}):\n{err}")
-        os.replace(out, exe)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return exe
+
+    return cached("rust_waker", [code, version.encode(), " ".join(RUSTC_FLAGS).encode()], compile)
 
 
 def available() -> str | None:

@@ -9,26 +9,19 @@ The adapter is C11 over libc and libuv only.  It is compiled with
     cc -std=c11 -O2 -Wall -Werror adapter.c $(pkg-config --cflags --libs libuv)
 
 (``-luv`` when pkg-config is missing or does not know libuv; ``$CC``
-replaces ``cc``) into ``cache_dir()/libuv_adapter`` -- ``$ASYNCSPEC_CACHE``,
-else ``$XDG_CACHE_HOME/asyncspec``, else ``~/.cache/asyncspec``, as for the
-Rust waker interpreter (conformance/rustwaker.py) -- under a name keyed by
-the sha256 of the source, the compiler's ``--version`` line and the flags.
-When that file is there nothing is compiled; otherwise it is compiled under
-a temporary name and moved into place with os.replace, so builds running at
-once (pytest workers) never see, or leave, a half-written file.
+replaces ``cc``) once, into the build cache (conformance/buildcache.py), keyed by the
+source, the compiler's ``--version`` line and the flags.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 
-from ...rustwaker import cache_dir
+from ...buildcache import cached
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "adapter.c")
 CFLAGS = ("-std=c11", "-O2", "-Wall", "-Werror")
@@ -90,15 +83,8 @@ def build(source: str | None = None) -> str:
     with open(src, "rb") as f:
         code = f.read()
     flags = [*CFLAGS, *libs]
-    key = hashlib.sha256(b"\0".join([code, version.encode(), " ".join([*cc, *flags]).encode()])).hexdigest()[:16]
-    directory = os.path.join(cache_dir(), "libuv_adapter")
-    exe = os.path.join(directory, f"libuv-adapter-{key}")
-    if os.access(exe, os.X_OK):
-        return exe
-    os.makedirs(directory, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".build-{key}-", dir=directory)
-    try:
-        out = os.path.join(work, "libuv-adapter")
+
+    def compile(out: str) -> None:
         try:
             proc = _run([*cc, *CFLAGS, "-o", out, src, *libs], timeout=BUILD_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -110,10 +96,8 @@ def build(source: str | None = None) -> str:
             if "cannot find -luv" in err:
                 raise LibuvUnavailable(f"{NO_HEADERS}: the library is missing ({err.splitlines()[-1]})")
             raise LibuvBuildError(f"{cc[0]} could not compile {src} ({version}, exit status {proc.returncode}):\n{err}")
-        os.replace(out, exe)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return exe
+
+    return cached("libuv_adapter", [code, version.encode(), " ".join([*cc, *flags]).encode()], compile)
 
 
 def available() -> str | None:
