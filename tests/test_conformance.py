@@ -11,6 +11,7 @@ from asyncspec.conformance.cli import main
 from asyncspec.conformance.replay import replay
 from asyncspec.conformance.runner import FAIL, NA, PASS, UsageError, run
 from asyncspec.spec.readiness import MACHINE
+from leaks import open_fds
 
 
 @pytest.mark.parametrize("target", ["impl", "stdlib-epoll", "selectors", "example_poll_target:PollTarget"])
@@ -115,18 +116,12 @@ def test_bench_prints_ratios(capsys):
     assert "sum of delays" in out  # the delay server demo ran
 
 
-def _open_fds() -> int:
-    import os
-
-    return len(os.listdir("/proc/self/fd"))
-
-
 @pytest.mark.parametrize("target", ["impl", "stdlib-epoll", "selectors"])
 def test_runs_leak_no_fds(target):
-    before = _open_fds()
+    before = open_fds()
     run("readiness", target, max_examples=60, seed=4)
     run("readiness", "broken_reactors:OneshotNeverDisarms", max_examples=300)  # failing runs too
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 def test_counterexample_file_replays_to_the_same_verdict(tmp_path, capsys):

@@ -15,35 +15,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SERVE = f"{shlex.quote(sys.executable)} -m asyncspec.conformance.adapters.serve"
 
 
-def _children() -> list[tuple[int, str]]:
-    """Our child processes (pid, state), zombies included."""
-    me = os.getpid()
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            out.append((int(pid), fields[0]))
-    return out
-
-
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-@pytest.fixture
-def no_leaks():
-    fds, kids = _fds(), _children()
-    yield
-    assert _children() == kids, "an adapter process was left behind (running or zombie)"
-    assert _fds() == fds, "file descriptors leaked"
-
-
 def test_a_python_target_served_over_the_protocol_conforms(no_leaks):
     res = run("readiness", f"exec:{SERVE} asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll", max_examples=60, seed=1)
     assert res.ok, res.failure

@@ -78,34 +78,6 @@ def libuv(exe):
 # As tests/test_exec_targets.py: no adapter process and no fd outlives a test.
 
 
-def _children() -> list[tuple[int, str]]:
-    me = os.getpid()
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            out.append((int(pid), fields[0]))
-    return out
-
-
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-@pytest.fixture
-def no_leaks():
-    fds, kids = _fds(), _children()
-    yield
-    assert _children() == kids, "an adapter process was left behind (running or zombie)"
-    assert _fds() == fds, "file descriptors leaked"
-
-
 # ------------------------------------------------------------- the protocol
 
 

@@ -8,7 +8,6 @@ counterexample rather than pass.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -18,6 +17,7 @@ from asyncspec.conformance.replay import replay
 from asyncspec.conformance.runner import FAIL, NA, PASS, run
 from asyncspec.spec import RULES
 from asyncspec.spec.readiness import MACHINE
+from leaks import open_fds
 
 LOOPS = ("asyncio", "uvloop", "trio")
 
@@ -31,10 +31,6 @@ def _need(name):
     if why:
         pytest.skip(f"{name}: {why}")
     return _cls(name)
-
-
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def _statuses(res) -> dict[str, str]:
@@ -197,11 +193,11 @@ def test_trio_does_no_io_between_steps():
 @pytest.mark.parametrize("name", LOOPS)
 def test_no_fd_or_thread_leak(name):
     _need(name)
-    fds, threads = _open_fds(), threading.active_count()
+    fds, threads = open_fds(), threading.active_count()
     # In this process (no worker), so a leak would show here; uvloop's run
     # stops at its counterexample, after running its minimizer's replays.
     run("readiness", name, max_examples=25, seed=3, isolate=False)
-    assert _open_fds() == fds
+    assert open_fds() == fds
     assert threading.active_count() == threads
 
 

@@ -23,6 +23,7 @@ from asyncspec.conformance.rustwaker import (
     RustBuildError,
     RustWakers,
 )
+from leaks import children, open_fds
 
 NONE = [0] * 8
 
@@ -53,16 +54,6 @@ def ok(w: RustWakers, op: str, **fields) -> dict:
     answer = w.request(op, **fields)
     assert answer["error"] is None, answer
     return answer
-
-
-def _fds() -> list[str]:
-    return sorted(os.listdir("/proc/self/fd"))
-
-
-def _children() -> list[str]:
-    pid = os.getpid()
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return f.read().split()
 
 
 def _reaped(pid: int) -> bool:
@@ -295,7 +286,7 @@ def test_invalid_utf8_is_refused(w):
 
 
 def test_killed_child_is_reported_and_reaped(exe):
-    fds, children = _fds(), _children()
+    fds, kids = open_fds(), children()
     w = RustWakers(exe=exe)
     ok(w, "new", slot=0, task=0, kind="raw")
     pid = w.pid
@@ -304,14 +295,14 @@ def test_killed_child_is_reported_and_reaped(exe):
         w.request("wake", slot=0)
     msg = str(e.value)
     assert msg.startswith('request {"op": "wake", "slot": 0}: ') and "killed by SIGKILL" in msg
-    assert _reaped(pid) and _children() == children and _fds() == fds
+    assert _reaped(pid) and children() == kids and open_fds() == fds
     with pytest.raises(InterpreterFailed, match=r"is closed \(it died: killed by SIGKILL\)"):
         w.request("drop", slot=0)
     w.close()  # closing again is harmless
 
 
 def test_hang_is_reported_killed_and_reaped(exe):
-    fds, children = _fds(), _children()
+    fds, kids = open_fds(), children()
     with RustWakers(exe=exe, timeout=0.3) as w:
         pid = w.pid
         ok(w, "new", slot=0, task=0, kind="raw")
@@ -324,22 +315,22 @@ def test_hang_is_reported_killed_and_reaped(exe):
             'request {"op": "clone", "src": 0, "dst": 1}: the Rust waker interpreter gave no answer within 0.3 s (killed)'
         )
         assert _reaped(pid)
-    assert _children() == children and _fds() == fds
+    assert children() == kids and open_fds() == fds
 
 
 def test_early_exit_is_reported_with_its_status(exe):
-    fds = _fds()
+    fds = open_fds()
     with RustWakers(exe=exe) as w:
         pid = w.pid
         assert w.request_line('{"op": "quit"}')["error"] is None  # behind the driver's back
         with pytest.raises(InterpreterDied, match=r'request \{"op": "reset"\}: .* died \(exit status 0\)'):
             w.reset()
         assert _reaped(pid)
-    assert _fds() == fds
+    assert open_fds() == fds
 
 
 def test_quit_and_close_reap_without_leaks(exe):
-    fds, children = _fds(), _children()
+    fds, kids = open_fds(), children()
     w = RustWakers(exe=exe)
     pid = w.pid
     ok(w, "new", slot=0, task=0, kind="raw")
@@ -352,7 +343,7 @@ def test_quit_and_close_reap_without_leaks(exe):
             ok(w, "new", slot=0, task=0, kind="raw")
             pid = w.pid
         assert _reaped(pid)
-    assert _children() == children and _fds() == fds
+    assert children() == kids and open_fds() == fds
 
 
 def test_crash_message_carries_stderr(tmp_path):
@@ -360,25 +351,25 @@ def test_crash_message_carries_stderr(tmp_path):
     script = tmp_path / "dies"
     script.write_text("#!/bin/sh\nread line\necho 'thread main panicked: boom' >&2\nexit 101\n")
     script.chmod(0o755)
-    fds = _fds()
+    fds = open_fds()
     dying = pytest.raises(
         InterpreterDied, match=r"died \(exit status 101\); its stderr ends: thread main panicked: boom"
     )
     with RustWakers(exe=str(script)) as w, dying:
         w.reset()
-    assert _fds() == fds
+    assert open_fds() == fds
 
 
 def test_out_of_protocol_answer_is_reported(tmp_path):
     script = tmp_path / "chatty"
     script.write_text("#!/bin/sh\nread line\necho 'hello there'\nsleep 30\n")
     script.chmod(0o755)
-    fds = _fds()
+    fds = open_fds()
     w = RustWakers(exe=str(script))
     pid = w.pid
     with pytest.raises(InterpreterFailed, match=r"answered out of protocol: b'hello there' \(killed\)"):
         w.reset()
-    assert _reaped(pid) and _fds() == fds
+    assert _reaped(pid) and open_fds() == fds
 
 
 # --------------------------------------------------------------- building

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from asyncspec.conformance.runner import FAIL, run
-
-
-def _children() -> list[str]:
-    pid = os.getpid()
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return f.read().split()
+from leaks import children
 
 
 @pytest.mark.parametrize(
@@ -23,24 +17,24 @@ def _children() -> list[str]:
     ],
 )
 def test_crash_is_a_reported_failure(target, observed):
-    before = _children()
+    before = children()
     res = run("readiness", target, max_examples=200)
     f = res.failure
     assert f is not None and f.rules == ("TGT-1",)
     last = f.steps[-1]
     assert " ".join(map(str, last.observed)).startswith(observed)
     assert len(f.steps) <= 8, [s.call() for s in f.steps]
-    assert _children() == before  # every worker reaped
+    assert children() == before  # every worker reaped
     assert not any(r.status == FAIL for r in res.results)  # no spec rule is blamed
 
 
 def test_hang_is_a_reported_failure():
-    before = _children()
+    before = children()
     res = run("readiness", "crashing_targets:HangsOnEdgeTriggered", max_examples=200, timeout=0.5)
     f = res.failure
     assert f is not None and f.rules == ("TGT-1",)
     assert f.steps[-1].observed[0] == "hung" and f.steps[-1].action == "register"
-    assert _children() == before
+    assert children() == before
 
 
 def test_in_process_is_still_available():
