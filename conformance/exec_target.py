@@ -214,6 +214,11 @@ def exec_target(command: str | Callable[[], str], area: str, label: str | None =
         base = LinuxSources  # for its wire view (`project`) only; the adapter owns the sources
 
     class ExecTarget(base):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def received(action: str, obs: Hashable) -> Hashable:
+            """The area's wire view (LinuxSources: a poll's events in one order); by default as is."""
+            wire = getattr(base, "received", None)
+            return wire(action, obs) if wire is not None else obs
         name = label or f"exec:{command}"
         out_of_process = True  # no worker process around it: it is one
         _adapter: Adapter | None = None
@@ -285,10 +290,7 @@ def exec_target(command: str | Callable[[], str], area: str, label: str | None =
                 return self._broken
             if msg["type"] == "error":
                 return ("raised", f"{what}: the adapter failed: {msg['message']}")
-            obs = tupled(msg["obs"])
-            if area == "readiness" and action == "poll" and obs and isinstance(obs[0], tuple):
-                obs = tuple(sorted(obs))  # the protocol leaves the events' order free
-            return obs
+            return self.received(action, tupled(msg["obs"]))
 
     ExecTarget.area = area
     ExecTarget.__name__ = ExecTarget.__qualname__ = "ExecTarget"
