@@ -6,11 +6,12 @@ from .core import RULES, Action, Machine, Outcome, Param, Profile, Rule
 def all_machines() -> list[Machine]:
     """Every machine of every area (an area may have one per dialect)."""
     from .fiber import MACHINE as fiber
+    from .pin import MACHINE as pin
     from .readiness import MACHINE as readiness
     from .readiness.kqueue import MACHINE as kqueue
     from .waker import MACHINE as waker
 
-    return [readiness, kqueue, fiber, waker]
+    return [readiness, kqueue, fiber, waker, pin]
 
 
 def machines() -> dict[str, Machine]:
