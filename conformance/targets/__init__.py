@@ -27,6 +27,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         "impl": "asyncspec.conformance.targets.impl_waker:ImplWaker",
         "rust-std": "asyncspec.conformance.targets.rust_std_waker:RustStdWaker",
     },
+    "pin": {
+        "impl": "asyncspec.conformance.targets.impl_pin:ImplPin",
+        "rustc": "asyncspec.conformance.targets.rustc_pin:RustcPin",
+    },
 }
 
 
