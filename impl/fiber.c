@@ -535,6 +535,15 @@ static int thread_setup(void)
  * Fibers
  * ------------------------------------------------------------------------ */
 
+/* Take an idle stack for a fiber: -EBUSY if another fiber has it, -EBADF if freed. */
+static int claim_stack(struct asf_stack *s)
+{
+    int st = ASF_STACK_IDLE;
+    if (!__atomic_compare_exchange_n(&s->state, &st, ASF_STACK_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return st == ASF_STACK_BUSY ? -EBUSY : -EBADF;
+    return 0;
+}
+
 static int fp_control_valid(uint64_t v)
 {
     return (v & ASF_FP_CONTROL_RESERVED) == 0;
@@ -558,9 +567,9 @@ int asf_fiber_init(struct asf_fiber *f, struct asf_stack *s, struct asf_op *ops,
         if (ops[i].code == ASF_OP_SIGMASK && (ops[i].arg < 1 || ops[i].arg >= NSIG || ops[i].arg == SIGSEGV))
             return -EINVAL;
     }
-    int st = ASF_STACK_IDLE;
-    if (!__atomic_compare_exchange_n(&s->state, &st, ASF_STACK_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return st == ASF_STACK_BUSY ? -EBUSY : -EBADF;
+    int r = claim_stack(s);
+    if (r < 0)
+        return r;
     f->entry_sp = 0;
     f->entry_fp = 0;
     f->fault_addr = 0;
@@ -602,6 +611,119 @@ int asf_fiber_state(const struct asf_fiber *f)
     if (!f || f->magic_ != ASF_FIBER_MAGIC_)
         return ASF_STATE_CLOSED;
     return __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+}
+
+/* ------------------------------------------------------------------------
+ * Pinning: a started fiber is a self-referential object
+ * ------------------------------------------------------------------------
+ * Once a fiber has run, its saved context points into its own stack: sp_
+ * (in the struct) and entry_sp/entry_fp point there, and so does every saved
+ * frame pointer of the frame chain inside it.  Moving the stack's bytes
+ * elsewhere leaves all of those pointing at the old place, as moving a
+ * pinned Rust value leaves its self-references dangling.  So a started fiber
+ * is pinned: asf_fiber_relocate refuses it (EPERM), and only a fiber that
+ * has never run (its one saved frame is built from scratch, see
+ * asf_init_stack) may move to another stack.
+ *
+ * asf_fiber_relocate_unchecked is the unsafe move, for checkers: it copies
+ * the stack's bytes to the new stack and fixes nothing.  The old memory stays
+ * mapped (the caller keeps it), so nothing faults; asf_fiber_self_check is
+ * the checker that finds the dangling pointers, before anything resumes the
+ * fiber on them.
+ */
+
+#if defined(__x86_64__)
+#define ASF_SAVED_FP_OFFSET 48 /* rbp's slot in a suspended context, see fiber_x86_64.S */
+#elif defined(__aarch64__)
+#define ASF_SAVED_FP_OFFSET 0 /* x29's slot in a suspended context, see fiber_aarch64.S */
+#endif
+
+int asf_fiber_relocate_unchecked(struct asf_fiber *f, struct asf_stack *to);
+
+int asf_fiber_relocate(struct asf_fiber *f, struct asf_stack *to)
+{
+    if (!f || !to || f->magic_ != ASF_FIBER_MAGIC_)
+        return -EBADF;
+#ifdef ASF_BROKEN_RELOCATE
+    /* The deliberately broken runtime (tests): it lets safe code move a
+     * started fiber, as a bitwise move that fixes no pointer. */
+    if (__atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != ASF_STATE_NEW)
+        return asf_fiber_relocate_unchecked(f, to);
+#endif
+    if (__atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != ASF_STATE_NEW)
+        return -EPERM; /* started: pinned */
+    int r = claim_stack(to);
+    if (r < 0)
+        return r;
+    __atomic_store_n(&f->stack_->state, ASF_STACK_IDLE, __ATOMIC_RELEASE);
+    f->stack_ = to;
+    f->sp_ = asf_init_stack((void *)to->hi, asf_fiber_entry, f);
+    return 0;
+}
+
+int asf_fiber_relocate_unchecked(struct asf_fiber *f, struct asf_stack *to)
+{
+    if (!f || !to || f->magic_ != ASF_FIBER_MAGIC_)
+        return -EBADF;
+    if (__atomic_load_n(&f->state, __ATOMIC_ACQUIRE) == ASF_STATE_RUNNING)
+        return -EBUSY;
+    struct asf_stack *from = f->stack_;
+    size_t len = from->hi - from->lo;
+    if (to->hi - to->lo < len)
+        return -ENOSPC;
+    int r = claim_stack(to);
+    if (r < 0)
+        return r;
+    /* A bitwise move: the same bytes at the same distance from the top. */
+    memcpy((void *)(to->hi - len), (const void *)from->lo, len);
+    __atomic_store_n(&from->state, ASF_STACK_IDLE, __ATOMIC_RELEASE);
+    f->stack_ = to;
+    return 0;
+}
+
+static int inside(uintptr_t p, uintptr_t lo, uintptr_t hi)
+{
+    return p >= lo && p <= hi;
+}
+
+int asf_fiber_self_check(const struct asf_fiber *f, uintptr_t out[3])
+{
+    if (!f || !out || f->magic_ != ASF_FIBER_MAGIC_)
+        return -EBADF;
+    int st = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
+    if (st == ASF_STATE_RUNNING)
+        return -EBUSY;
+    uintptr_t lo = f->stack_->lo, hi = f->stack_->hi, n = 0, bad = 0;
+    if (st == ASF_STATE_NEW || st == ASF_STATE_SUSPENDED) {
+        uintptr_t ptrs[3] = {(uintptr_t)f->sp_, f->entry_sp, f->entry_fp};
+        for (int i = 0; i < 3 && !bad; i++) {
+            if (i > 0 && ptrs[i] == 0)
+                continue; /* entry_sp/entry_fp: 0 before the first run */
+            n++;
+            if (!inside(ptrs[i], lo, hi))
+                bad = ptrs[i] ? ptrs[i] : 1;
+        }
+        /* The frame chain from the saved frame pointer, read only through a
+         * saved stack pointer that is itself inside the stack. */
+        uintptr_t fp = bad ? 0 : *(const uintptr_t *)((uintptr_t)f->sp_ + ASF_SAVED_FP_OFFSET);
+        while (fp && !bad && n < 100000) {
+            n++;
+            if (!inside(fp, lo, hi - 2 * sizeof(uintptr_t)) || (fp & (sizeof(uintptr_t) - 1))) {
+                bad = fp;
+                break;
+            }
+            uintptr_t next = *(const uintptr_t *)fp;
+            if (next && next <= fp) {
+                bad = next;
+                break;
+            }
+            fp = next;
+        }
+    }
+    out[0] = n;
+    out[1] = bad;
+    out[2] = !bad;
+    return 0;
 }
 
 /* Read a byte 1 KiB below the caller's frame, so that a fiber about to

@@ -96,9 +96,11 @@ __all__ = [
     "Frames",
     "Loop",
     "Op",
+    "PinnedError",
     "Recurse",
     "Registers",
     "Resume",
+    "SelfCheck",
     "ResumeResult",
     "Set",
     "SignalMask",
@@ -603,6 +605,18 @@ class SignalMask(Op):
 # ---------------------------------------------------------------------------
 
 
+class PinnedError(ValueError):
+    """A started fiber was asked to move: it is pinned."""
+
+
+class SelfCheck(NamedTuple):
+    """What `Fiber.self_check` found."""
+
+    pointers: int  # self-pointers checked
+    bad: int | None  # the first one outside the fiber's own stack
+    ok: bool
+
+
 def _finalize_fiber(c, h: _StackHandle, keep) -> None:
     if h._lib.asf_fiber_destroy(c) == 0 and h.free_when_idle:
         h.free()
@@ -616,9 +630,7 @@ class Fiber:
     _lib = lib
 
     def __init__(self, stack: Stack, probe: Iterable[Op] = ()) -> None:
-        if not isinstance(stack, Stack):
-            raise TypeError(f"stack must be a Stack, not {type(stack).__name__}")
-        self._same_build(stack, "stack")
+        self._check_stack(stack)
         ffi, lib = self._ffi, self._lib
         ops = tuple(probe)
         for op in ops:
@@ -728,6 +740,69 @@ class Fiber:
         """The guard-page address that made the fiber fail, if it did."""
         return int(self._c.fault_addr) or None
 
+    # -- pinning -------------------------------------------------------------
+
+    def relocate(self, stack: Stack) -> Stack:
+        """Move a fiber that has never run to `stack`; return the stack it
+        leaves (idle, the caller's to free or reuse).
+
+        A started fiber is pinned: its saved context points into its own
+        stack (see `self_check`), so moving it is refused with PinnedError,
+        as safe Rust refuses to move a pinned !Unpin value."""
+        self._check_stack(stack)
+        r = self._lib.asf_fiber_relocate(self._c, stack._h.c)
+        if r == -_errno.EPERM:
+            raise PinnedError(
+                f"cannot relocate a {self.state.name} fiber: it has started, so it is pinned "
+                "(its saved context points into its own stack)"
+            )
+        self._relocated(r, stack)
+        old, self._stack = self._stack, stack
+        return old
+
+    def _relocate_unchecked(self, stack: Stack) -> None:
+        """The unsafe move, for checkers and tests: copy the stack's bytes to
+        `stack` and fix no pointer.  A started fiber is left with its saved
+        context pointing into the old stack, which this fiber keeps mapped
+        (never resumed on: `self_check` finds the dangling pointers first)."""
+        self._check_stack(stack)
+        r = self._lib.asf_fiber_relocate_unchecked(self._c, stack._h.c)
+        if r == -_errno.ENOSPC:
+            raise ValueError(f"stack of {stack.size} bytes is smaller than the fiber's ({self._stack.size})")
+        self._relocated(r, stack)
+        self._refs.append(self._stack)
+        self._stack = stack
+
+    def _check_stack(self, stack) -> None:
+        if not isinstance(stack, Stack):
+            raise TypeError(f"stack must be a Stack, not {type(stack).__name__}")
+        self._same_build(stack, "stack")
+
+    def _relocated(self, r: int, stack: Stack) -> None:
+        if r == -_errno.EBUSY:
+            raise ValueError("stack is already in use by another fiber" if self.state != State.RUNNING else "cannot relocate a running fiber")
+        if r == -_errno.EBADF:
+            raise ValueError("the fiber is closed or the stack has been freed")
+        if r < 0:
+            raise OSError(-r, f"fiber: relocate: {os.strerror(-r)}")
+        # The finalizer now releases the new stack.
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _finalize_fiber, self._c, stack._h, (self._ops_c, self._refs))
+
+    def self_check(self) -> SelfCheck:
+        """Check every pointer of the saved context that must point into the
+        fiber's own stack: the saved stack pointer, the entry stack and frame
+        pointers, and the saved frame-pointer chain.  Never resumes it, and
+        reads memory only through pointers already found inside the stack."""
+        out = self._ffi.new("uintptr_t[3]")
+        r = self._lib.asf_fiber_self_check(self._c, out)
+        if r == -_errno.EBUSY:
+            raise ValueError("cannot check a running fiber")
+        if r < 0:
+            raise ValueError("the fiber is closed")
+        return SelfCheck(int(out[0]), int(out[1]) or None, bool(out[2]))
+
     # -- lifetime ------------------------------------------------------------
 
     def close(self) -> None:
@@ -774,7 +849,8 @@ def _bench(fn, n: int, what: str) -> int:
 # into the C layer.
 _SHARED = (
     "Add", "Align", "AlignResult", "DirectionFlag", "Fault", "FpControl", "FrameWalk", "Frames", "Loop", "Op",
-    "Recurse", "Registers", "Resume", "ResumeResult", "Set", "SignalMask", "State", "Status", "Yield",
+    "PinnedError", "Recurse", "Registers", "Resume", "ResumeResult", "SelfCheck", "Set", "SignalMask", "State", "Status",
+    "Yield",
 )  # fmt: skip
 
 

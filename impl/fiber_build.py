@@ -109,6 +109,9 @@ CDEF = """
     int asf_fiber_yield(uintptr_t value, uintptr_t *in);
     int asf_fiber_destroy(struct asf_fiber *f);
     int asf_fiber_state(const struct asf_fiber *f);
+    int asf_fiber_relocate(struct asf_fiber *f, struct asf_stack *to);
+    int asf_fiber_relocate_unchecked(struct asf_fiber *f, struct asf_stack *to);
+    int asf_fiber_self_check(const struct asf_fiber *f, uintptr_t out[3]);
 
     int asf_nregs(void);
     uint64_t asf_fp_control(void);

@@ -17,7 +17,8 @@ State
     moved    (!Unpin only) it was moved after being pinned: the violation
     selfref  NONE (no self-reference), SET (points into itself) or DANGLING
 
-and whether the scope has ended.  Every value placed in a pinned place has
+The statements run in one scope (a block); ``end`` closes it and opens
+the next.  Every value placed in a pinned place has
 its self-reference set up at once (as a future does on its first poll).
 
 Actions
@@ -39,7 +40,8 @@ Each action is one Rust statement over ``x{v}``/``p{v}``:
     drop_value(v)     drop(x0);          forget_value(v)  mem::forget(x0);
     drop_pin(v)       drop(p0);          forget_pin(v)    mem::forget(p0);
     project(v, field) p0.as_mut().inner().check() | mem::replace(p0.as_mut().data(), 7)
-    end()             the end of the scope: every live value is dropped
+    end()             } {   the scope ends, dropping every value still owned or
+                      pinned, and a new scope begins with fresh bindings
 
 A pin stays alive until it is consumed (dropped, forgotten, turned back
 into a box) or the scope ends: a translation keeps every live pin in use
@@ -91,7 +93,6 @@ class Val:
 @dataclass(frozen=True)
 class World:
     vals: tuple[Val, ...]
-    ended: bool = False
 
     def put(self, v: int, val: Val) -> "World":
         return replace(self, vals=self.vals[:v] + (val,) + self.vals[v + 1 :])
@@ -140,7 +141,9 @@ def _pinned_at(val: Val, loc: int, p: int) -> Val:
 def _x_errors(val: Val, using_shared: bool = False):
     """Errors of a statement that uses the binding x (moving it, or reading it)."""
     if val.x == X_MOVED:
-        return (("E0382",), (R.MOVED_FROM,))
+        # Moved into a pin: only the pin reaches it now (PIN-MOVE-2).
+        into_pin = val.p in (P_BOX, P_SLOT) and val.loc in (L_BOX, L_SLOT)
+        return (("E0382",), (R.PIN_CONSUMES if into_pin else R.MOVED_FROM,))
     if val.p == P_REF:
         return ((("E0502",) if using_shared else ("E0505",)), (R.MOVED_FROM,))
     return None
@@ -152,16 +155,12 @@ def _p_errors(val: Val):
     return None
 
 
-def _not_ended(w, a, p):
-    return not w.ended
-
-
 def _created(w, a, p):
-    return not w.ended and w.vals[a["v"]].kind != NOVAL
+    return w.vals[a["v"]].kind != NOVAL
 
 
 def _has_pin(w, a, p):
-    return not w.ended and w.vals[a["v"]].p != P_NONE
+    return w.vals[a["v"]].p != P_NONE
 
 
 def _rust(w, a):
@@ -183,7 +182,7 @@ def create_outcomes(w, a, p):
 CREATE = Action(
     "create",
     (P_V, P_KIND),
-    pre=lambda w, a, p: not w.ended and w.vals[a["v"]].kind == NOVAL,
+    pre=lambda w, a, p: w.vals[a["v"]].kind == NOVAL,
     outcomes=create_outcomes,
     requires=lambda w, a: frozenset({"unpin"}) if a["kind"] == UNPIN else frozenset(),
     doc="let mut x{v} = T::new(v): a value in a fresh binding.",
@@ -521,7 +520,6 @@ FORGET_PIN = Action(
 
 def end_outcomes(w, a, p):
     drops, rules = [], [R.DROP_ONCE]
-    vals = []
     for v, val in enumerate(w.vals):
         if val.loc in (L_X, L_BOX, L_SLOT):
             drops.append((v, how_dropped(val)))
@@ -529,17 +527,16 @@ def end_outcomes(w, a, p):
                 rules.append(R.DROP_GUARANTEE)
             if val.loc == L_SLOT and val.p == P_MOVED:
                 rules.append(R.PIN_MACRO_SCOPE)
-            val = replace(val, loc=L_DROPPED, x=X_MOVED if val.x == X_LIVE else val.x, p=P_MOVED if val.p != P_NONE else P_NONE)
-        vals.append(val)
-    return [Outcome(obs(drops=drops), World(tuple(vals), ended=True), tuple(dict.fromkeys(rules)))]
+    # A new scope begins, with fresh bindings (leaked values stay leaked: unseen).
+    return [Outcome(obs(drops=drops), World(tuple(Val() for _ in w.vals)), tuple(dict.fromkeys(rules)))]
 
 
 END = Action(
     "end",
     (),
-    pre=_not_ended,
+    pre=lambda w, a, p: True,
     outcomes=end_outcomes,
-    doc="The end of the scope: every value still owned or pinned is dropped.",
+    doc="} { : the scope ends (every value still owned or pinned is dropped) and a new one begins.",
 )
 
 
@@ -592,8 +589,6 @@ def describe(w: World) -> str:
         if val.selfref != SR_NONE:
             text += f" {SR_NAMES[val.selfref]}"
         parts.append(text)
-    if w.ended:
-        parts.append("scope ended")
     return "; ".join(parts) or "(nothing)"
 
 
@@ -615,7 +610,7 @@ def show(o) -> str:
 
 PROFILES = (
     Profile(
-        R.RUSTC,
+        R.RUST,
         R.AREA,
         "Rust's pinning contract as rustc 1.95 and std enforce it (error codes are rustc's).",
         {},
@@ -647,7 +642,7 @@ MACHINE = Machine(
     ),
     profiles=PROFILES,
     invariants=INVARIANTS,
-    default_profile=R.RUSTC,
+    default_profile=R.RUST,
     describe=describe,
     show=show,
 )

@@ -26,8 +26,8 @@ programming in Rust: the pinning typestate", 2018).
 from ..core import rule
 
 AREA = "pin"
-RUSTC = "rustc"
-ALL = (RUSTC,)
+RUST = "rust"
+ALL = (RUST,)
 
 STD_PIN = "std::pin module docs (Rust 1.95)"
 JUNG = "R. Jung, 'A formal look at pinning' (2018): the pinned typestate of a location"
@@ -45,6 +45,7 @@ UNPIN_ONLY = _r(
     used by mem::swap and mem::replace): for a !Unpin type they do not
     compile (E0277 for the trait bound, E0596 for the missing DerefMut).""",
     source=f"{STD_PIN}: Pin::new, Pin::get_mut, Pin::into_inner ('T: Unpin'), impl DerefMut for Pin<Ptr> where Ptr::Target: Unpin; {ERRIDX}: E0277, E0596",
+    features=("rust",),
 )
 UNPIN_FREE = _r(
     "PIN-UNPIN-2",

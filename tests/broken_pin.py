@@ -1,0 +1,33 @@
+"""A deliberately broken pinning runtime: the pin conformance run must catch it.
+
+RelocateStarted is the reference fiber switcher compiled with
+ASF_BROKEN_RELOCATE: its safe Fiber.relocate lets a started fiber move (a
+bitwise move that fixes no pointer) instead of refusing it.  Driven by the
+reference pin target's own code, given to `asyncspec run pin` as a
+``module:attribute`` target like any user's own.
+"""
+
+from __future__ import annotations
+
+from asyncspec.conformance.targets.impl_pin import ImplPin
+from broken_switchers import variant_api
+
+
+class RelocateStarted(ImplPin):
+    name = "broken-relocate-started"
+    description = "Fiber.relocate moves a started (pinned) fiber instead of refusing it."
+    define = "ASF_BROKEN_RELOCATE"
+
+    @classmethod
+    def unavailable(cls):
+        why = super().unavailable()
+        if why:
+            return why
+        try:
+            variant_api(cls.define)  # compiled here, before the workers start
+        except Exception as e:
+            return f"cannot build the {cls.define} switcher: {e}"
+        return None
+
+    def _api(self):
+        return variant_api(self.define)
