@@ -100,7 +100,8 @@
  *   ASF_BROKEN_FP_CHAIN       a new fiber starts with its creator's rbp, not
  *                             0 (breaks only FIB-STACK-4, a SHOULD rule);
  * and, in fiber.c, ASF_BROKEN_GUARD_OVERLAP (an allocated stack's usable
- * range starts at its guard page).
+ * range starts at its guard page) and ASF_BROKEN_RELOCATE (Fiber.relocate
+ * moves a started fiber instead of refusing it: tests/broken_pin.py).
  */
 
         .text
