@@ -551,11 +551,20 @@ def _inv_pinned_stays(w: World, p: Profile) -> bool:
 
 def _inv_shape(w: World, p: Profile) -> bool:
     for val in w.vals:
+        for field, size in (("kind", 3), ("x", 3), ("p", 5), ("loc", 6), ("selfref", 3)):
+            if not 0 <= getattr(val, field) < size:
+                return False
         if val.kind == NOVAL:
             if val != Val():
                 return False
             continue
-        if val.p == P_BOX and val.loc != L_BOX:
+        if val.x == X_NONE or val.loc == L_NONE:
+            return False
+        if (val.p == P_BOX) != (val.loc == L_BOX):
+            return False
+        if val.loc == L_SLOT and val.p not in (P_SLOT, P_MOVED):
+            return False
+        if val.loc in (L_DROPPED, L_LEAKED) and _live_pin(val):
             return False
         if val.p == P_SLOT and val.loc != L_SLOT:
             return False
@@ -567,6 +576,8 @@ def _inv_shape(w: World, p: Profile) -> bool:
             return False
         if val.moved and not val.pinned:
             return False
+        if val.pinned and val.loc == L_X and not val.moved:
+            return False  # a pinned !Unpin value is back in a binding only by an unsafe move
     return True
 
 
