@@ -11,6 +11,8 @@ State
     p        the binding ``p{v}`` holding its pin: NONE, BOX (Pin<Box<T>>),
              SLOT (Pin<&mut T> from pin!), REF (Pin<&mut T> from Pin::new,
              borrowing x), or MOVED (consumed)
+    boxed    the binding ``p{v}`` holds, or held until it was consumed, a
+             Pin<Box<T>> (what into_inner of a consumed pin still checks)
     loc      where the value is: in x, in the box, in pin!'s slot, dropped,
              or leaked
     pinned   (!Unpin only) its address has been recorded as pinned
@@ -84,6 +86,7 @@ class Val:
     kind: int = NOVAL
     x: int = X_NONE
     p: int = P_NONE
+    boxed: bool = False
     loc: int = L_NONE
     pinned: bool = False
     moved: bool = False
@@ -135,7 +138,9 @@ def _live_pin(val: Val) -> bool:
 
 def _pinned_at(val: Val, loc: int, p: int) -> Val:
     """The value moved into a pinned place, its self-reference set up there."""
-    return replace(val, x=X_MOVED if p != P_REF else val.x, p=p, loc=loc, pinned=val.kind == PINNED, moved=False, selfref=SR_SET)
+    return replace(
+        val, x=X_MOVED if p != P_REF else val.x, p=p, boxed=p == P_BOX, loc=loc, pinned=val.kind == PINNED, moved=False, selfref=SR_SET
+    )
 
 
 def _x_errors(val: Val, using_shared: bool = False):
@@ -290,11 +295,18 @@ def into_inner_outcomes(w, a, p):
     val = w.vals[v]
     if val.kind == PINNED:
         return rejected(w, ("E0277",), (R.UNPIN_ONLY,))
+    errors, rules = [], []
     err = _p_errors(val)
     if err:
-        return rejected(w, *err)
-    if val.p != P_BOX:
-        return rejected(w, ("E0507",), (R.PIN_CONSUMES,))
+        errors += err[0]
+        rules += err[1]
+    # A Pin<&mut T> gives back a &mut T, which cannot be moved out of,
+    # whether or not the pin was consumed already (rustc reports both).
+    if not val.boxed:
+        errors.append("E0507")
+        rules.append(R.PIN_CONSUMES)
+    if errors:
+        return rejected(w, errors, rules)
     dangling = SR_DANGLING if val.selfref == SR_SET else val.selfref  # out of the heap: a new address
     return [Outcome(obs(), w.put(v, replace(val, x=X_LIVE, p=P_MOVED, loc=L_X, selfref=dangling)), (R.UNPIN_FREE,))]
 
