@@ -8,6 +8,7 @@
     asyncspec prove [AREA ...]
     asyncspec rules [AREA]
     asyncspec targets [AREA]
+    asyncspec docs [--out DIR] [--no-site] [--matrix [AREA ...]]
     asyncspec bench [--quick]
 
 Exit status: 0 every applicable rule passed, 1 a rule was violated (or the
@@ -60,9 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step")
     rep.add_argument("--in-process", action="store_true", help="run the target in this process")
 
-    docs = sub.add_parser("docs", help="generate the spec docs (rule catalog; conformance matrix with --matrix)")
+    docs = sub.add_parser(
+        "docs",
+        help="generate the spec docs (Markdown, state diagrams, proof status) and build the HTML site; "
+        "the conformance matrix with --matrix",
+    )
     docs.add_argument("areas", nargs="*", metavar="AREA", help="areas for the matrix (default: all)")
-    docs.add_argument("--out", default="docs", help="where the docs go (default: docs)")
+    docs.add_argument("--out", default="docs", help="where the docs go (default: docs; the site goes to OUT/site)")
+    docs.add_argument("--no-site", action="store_true", help="write the Markdown and drawings only, no HTML site")
     docs.add_argument("--matrix", action="store_true", help="also run every built-in target and write docs/conformance.md")
     docs.add_argument("--max-examples", "-n", type=_positive, default=300, help="examples per target for the matrix (300)")
     docs.add_argument("--seed", type=int, default=1, help="seed for the matrix runs (default 1)")
@@ -273,13 +279,21 @@ def cmd_draw(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .docs import write_catalog, write_matrix
+    from .docs import write_docs, write_matrix
 
-    for path in write_catalog(args.out):
+    areas = _areas(args.areas)  # bad area names are named before anything runs
+    for path in write_docs(args.out, report=lambda m: print(m, flush=True)):
         print(f"wrote {path}")
     if args.matrix:
-        path = write_matrix(args.out, _areas(args.areas), args.max_examples, args.seed, lambda m: print(m, flush=True))
+        path = write_matrix(args.out, areas, args.max_examples, args.seed, lambda m: print(m, flush=True))
         print(f"wrote {path}")
+    if not args.no_site:
+        from .site import build_site
+
+        index, warnings = build_site(args.out)
+        for w in warnings:
+            print(f"site: warning: {w}", file=sys.stderr)
+        print(f"site: {index}")
     return 0
 
 
