@@ -8,9 +8,9 @@ it observed, and stop at the first step the spec does not allow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Mapping
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-from ..spec.core import Machine, Profile, enabled
+from ..spec.core import Machine, Profile, StepResult, enabled
 from .bridge import Step, checked
 from .selection import Selection
 from .target import Target
@@ -40,12 +40,14 @@ def replay(
     target: Target,
     steps: Iterable[tuple[str, Mapping[str, Any]]],
     selection: Selection | None = None,
+    on_step: Callable[[Step, StepResult], None] | None = None,
 ) -> Replay:
     """Run ``steps`` on an opened ``target``; stop at the first violation.
 
     With a ``selection``, known deviations breaking only rules it does not
     enforce are tolerated (as in the run that found the trace); without one
-    every rule is enforced.
+    every rule is enforced.  ``on_step(step, result)`` is called after each
+    checked step (a run records its coverage there).
     """
     beliefs = frozenset({machine.init(profile)})
     done: list[Step] = []
@@ -63,6 +65,8 @@ def replay(
             obs = ("raised", f"{type(e).__name__}: {e}")
         result = checked(machine, profile, beliefs, action, args, obs, target, selection)
         done.append(Step.made(len(done) + 1, machine, name, args, obs, result, beliefs))
+        if on_step is not None:
+            on_step(done[-1], result)
         if not result.ok:
             break
         beliefs = result.beliefs
@@ -97,6 +101,7 @@ def minimize(
     steps: list[tuple[str, Mapping[str, Any]]],
     rules: Iterable[str],
     selection: Selection | None = None,
+    prepare: Callable[[Sequence[list[tuple[str, Mapping[str, Any]]]]], None] | None = None,
 ) -> Replay | None:
     """Delete steps while the replay still breaks one of ``rules``.
 
@@ -106,6 +111,11 @@ def minimize(
     earlier domain values, to a fixpoint.  It runs after Hypothesis's own
     shrinker, or instead of it.  Returns the shortest failing
     replay found, or None if the trace no longer fails when replayed.
+
+    ``prepare(candidates)``, when given, is called with each round's
+    candidate traces before any of them is replayed: a batched target
+    (one that compiles its traces, see conformance/runner.py) answers a
+    whole round with one build.
     """
     wanted = set(rules)
 
@@ -122,6 +132,8 @@ def minimize(
             return None
         return result
 
+    if prepare is not None:
+        prepare([list(steps)])
     best = attempt(steps)
     if best is None:
         return None
@@ -139,7 +151,10 @@ def minimize(
 
     current = [(s.action, s.args) for s in best.steps]
     while True:
-        for candidate in candidates(current):
+        round_ = list(candidates(current))
+        if prepare is not None:
+            prepare(round_)
+        for candidate in round_:
             result = attempt(candidate)
             if result is not None and len(result.steps) <= len(current):
                 best = result

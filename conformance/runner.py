@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import sys
 import textwrap
 import time
@@ -14,11 +16,11 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from ..spec import RULES, machine_for
-from ..spec.core import Rule
+from ..spec.core import Action, Machine, Profile, Rule, enabled
 from . import targets as target_registry
 from .bridge import Recorder, Violation, build
 from .exec_target import TIMEOUT_ENV
-from .replay import minimize
+from .replay import NotEnabled, minimize, replay
 from .selection import EVERYTHING, EXCLUDED, NOT_SELECTED, SHOULD_ONLY, Selection
 from .worker import DEFAULT_TIMEOUT, isolated
 
@@ -143,20 +145,29 @@ def run(
     failure = None
     error = None
 
+    batched = getattr(target_cls, "batched", False)
+
     def shortest(v: Violation, rules, selection: Selection | None) -> Violation:
-        shorter = minimize(machine, prof, target_cls, [(st.action, st.args) for st in v.steps], rules, selection)
+        trace = [(st.action, st.args) for st in v.steps]
+        prepare = target_cls.prepare if batched else None  # one build per round of candidates
+        shorter = minimize(machine, prof, target_cls, trace, rules, selection, prepare=prepare)
         if shorter is not None and len(shorter.steps) < len(v.steps):
             return Violation(area, prof.name, target_cls.name, shorter.steps)
         return v
 
     try:
-        try:
-            run_state_machine_as_test(machine_cls, settings=run_settings)
-        except Violation as v:
-            # The last raised, i.e. the shrunk example; minimized keeping an enforced rule broken.
-            failure = shortest(v, [r for r in v.rules if selection.enforces(r)], selection)
-        except Flaky as e:
-            error = f"the target behaved non-deterministically (Hypothesis: {e})"
+        if batched:
+            found = run_batched(machine, prof, target_cls, recorder, selection, max_examples, steps, seed)
+            if found is not None:
+                failure = shortest(found, [r for r in found.rules if selection.enforces(r)], selection)
+        else:
+            try:
+                run_state_machine_as_test(machine_cls, settings=run_settings)
+            except Violation as v:
+                # The last raised, i.e. the shrunk example; minimized keeping an enforced rule broken.
+                failure = shortest(v, [r for r in v.rules if selection.enforces(r)], selection)
+            except Flaky as e:
+                error = f"the target behaved non-deterministically (Hypothesis: {e})"
         # A warning is replayed enforcing every rule: that is how it shows.
         warnings = [shortest(v, v.rules, None) for _, v in sorted(recorder.tolerated.items())]
     finally:
@@ -189,6 +200,129 @@ def run(
         selection=selection,
         warnings=warnings,
     )
+
+
+# ------------------------------------------------------------ batched runs
+#
+# A target that compiles what it is asked (rustc for the pin area) cannot
+# afford one build per example.  It says so with ``batched = True`` and a
+# classmethod ``prepare(traces)``; the run then samples its traces first,
+# as random walks over the spec machine, hands them all to ``prepare`` at
+# once, and replays each against a fresh instance (which answers from what
+# ``prepare`` found).  Coverage, warnings, minimizing and the RunResult are
+# those of a Hypothesis run.
+
+
+def sample_traces(
+    machine: Machine, profile: Profile, features: frozenset[str], count: int, steps: int, rng: random.Random
+) -> list[list[tuple[str, dict]]]:
+    """``count`` random walks of up to ``steps`` steps over ``machine``.
+
+    A step is an action with arguments enabled in every state the walk may
+    be in (whatever the target observes, the spec's belief is inside that
+    set) whose required features the target has.  Actions are drawn by
+    weight, arguments by their parameters' weights, as the Hypothesis
+    bridge does; and half the time a step prefers an (action, arguments)
+    pair no walk has taken yet, so every one a walk can reach shows up.
+    """
+    choices_cache: dict = {}
+
+    def choices(beliefs: frozenset) -> list[tuple[Action, dict, int]]:
+        if beliefs not in choices_cache:
+            out = []
+            for action in machine.actions:
+                for args in action.all_args():
+                    if not enabled(action, beliefs, args, profile):
+                        continue
+                    if any(not action.requires(s, args) <= features for s in beliefs):
+                        continue
+                    out.append((action, args, action.arg_weight(args)))
+            choices_cache[beliefs] = out
+        return choices_cache[beliefs]
+
+    def after(beliefs: frozenset, action: Action, args: dict) -> frozenset:
+        nxt = {o.next for s in beliefs for o in action.outcomes(s, args, profile) if not o.breaks}
+        if len(nxt) > 64:  # keep the walk cheap: a sample of what may follow
+            nxt = set(rng.sample(sorted(nxt, key=repr), 64))
+        return frozenset(nxt)
+
+    def key(action: Action, args: dict) -> tuple:
+        return (action.name, tuple(sorted(args.items())))
+
+    seen: set = set()
+    traces = []
+    for _ in range(count):
+        beliefs = frozenset({machine.init(profile)})
+        trace: list[tuple[str, dict]] = []
+        while len(trace) < steps and beliefs:
+            options = choices(beliefs)
+            if not options:
+                break
+            fresh = [o for o in options if key(o[0], o[1]) not in seen]
+            if fresh and rng.random() < 0.5:
+                action, args, _w = rng.choice(fresh)
+            else:
+                actions = list(dict.fromkeys(o[0] for o in options))
+                action = rng.choices(actions, weights=[max(1, a.weight) for a in actions])[0]
+                mine = [o for o in options if o[0] is action]
+                action, args, _w = rng.choices(mine, weights=[o[2] for o in mine])[0]
+            seen.add(key(action, args))
+            trace.append((action.name, dict(args)))
+            beliefs = after(beliefs, action, args)
+        if trace:
+            traces.append(trace)
+    return traces
+
+
+def run_batched(
+    machine: Machine,
+    profile: Profile,
+    target_cls,
+    recorder: Recorder,
+    selection: Selection,
+    max_examples: int,
+    steps: int,
+    seed: int | None,
+) -> Violation | None:
+    """Sample ``max_examples`` traces, prepare them at once, replay each: the first failure, unminimized."""
+    from .bridge import SpecInconsistent
+
+    rng = random.Random(seed if seed is not None else random.randrange(2**32))
+    length = min(steps, getattr(target_cls, "max_steps", steps))
+    traces = sample_traces(machine, profile, frozenset(target_cls.features), max_examples, length, rng)
+    target_cls.prepare(traces)
+
+    def record(step, result) -> None:
+        recorder.step(result, step.action)
+        for inv in machine.invariants:
+            for s in result.beliefs:
+                if not inv.holds(s, profile):
+                    raise SpecInconsistent(f"{inv.rule}: {inv.doc} fails in {machine.describe(s)}")
+
+    for trace in traces:
+        recorder.examples += 1
+        if recorder.progress:
+            recorder.progress(recorder)
+        target = target_cls()
+        target.open()
+        try:
+            done = replay(machine, profile, target, trace, selection, on_step=record)
+        except NotEnabled:
+            continue  # a walk through a state the target's answers ruled out
+        finally:
+            target.close()
+        for i, step in enumerate(done.steps):
+            if step.tolerated:
+                warned = dataclasses.replace(step, violated=step.tolerated, tolerated=())
+                recorder.tolerate(Violation(machine.area, profile.name, target_cls.name, done.steps[:i] + [warned]))
+        if not done.ok:
+            failure = Violation(machine.area, profile.name, target_cls.name, done.steps)
+            if not selection.fails_on(done.violated):
+                recorder.tolerate(failure)  # only unenforced rules broken: a warning; search on
+                continue
+            recorder.failure = failure
+            return failure
+    return None
 
 
 def contained(target_cls, isolate: bool, timeout: float):
