@@ -65,7 +65,8 @@ def getting_started() -> str:
     from . import targets
 
     areas = sorted(machines())
-    first = RULES.area(areas[0])[0] if areas else None
+    shown_area = "readiness" if "readiness" in areas else (areas[0] if areas else "")
+    first = RULES.area(shown_area)[0] if shown_area else None
     builtin = []
     for area in areas:
         names = sorted(targets.BUILTIN.get(area, {}))
