@@ -399,10 +399,13 @@ def replay_file(path: str, target: str | None = None, isolate: bool = True, time
     data = read(path)
     machine, prof, target_cls = resolve(data["area"], target or data["target"], data["profile"], timeout)
     target_cls = contained(target_cls, isolate, timeout)
+    steps = [(s["action"], s["args"]) for s in data["steps"]]
+    if getattr(target_cls, "batched", False):
+        target_cls.prepare([steps])  # one build for the whole trace
     t = target_cls()
     t.open()
     try:
-        return data, replay(machine, prof, t, [(s["action"], s["args"]) for s in data["steps"]], replay_selection(data))
+        return data, replay(machine, prof, t, steps, replay_selection(data))
     except NotEnabled as e:
         raise UsageError(f"{path}: {e}") from None
     finally:

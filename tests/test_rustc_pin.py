@@ -107,6 +107,8 @@ def test_a_wrong_model_is_caught_with_a_short_counterexample(monkeypatch, tmp_pa
     # A counterexample like any other: saved, drawn, replayable.
     files, note = save(v, "rustc", str(tmp_path))
     assert "json" in files and ("svg" in files or note)
+    _data, again = runner.replay_file(files["json"])
+    assert again.violated == v.rules
 
 
 # ------------------------------------------------------------ unavailable

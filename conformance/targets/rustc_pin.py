@@ -37,8 +37,15 @@ class RustcPin(Target):
     #: The longest trace a batched run samples (the run's --steps, if smaller, wins).
     max_steps = 12
 
-    # Observation of the last step of every trace prefix answered so far.
+    # Observation of the last step of every trace prefix answered so far
+    # (one table per class: a subclass may answer differently).
     _answers: dict[tuple, Hashable] = {}
+
+    @classmethod
+    def _table(cls) -> dict[tuple, Hashable]:
+        if "_answers" not in cls.__dict__:
+            cls._answers = {}
+        return cls._answers
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -60,7 +67,7 @@ class RustcPin(Target):
         todo: dict[tuple, list] = {}
         for trace in traces:
             key = tuple(_key(a, args) for a, args in trace)
-            if key and key not in cls._answers and key not in todo:
+            if key and key not in cls._table() and key not in todo:
                 todo[key] = [(a, dict(args)) for a, args in trace]
         # A trace that is a prefix of another one asked for is answered with it.
         keys = sorted(todo, key=len, reverse=True)
@@ -83,12 +90,12 @@ class RustcPin(Target):
                 continue
             for key, obs in zip(keys, answers):
                 for n in range(1, len(key) + 1):
-                    cls._answers[key[:n]] = obs[n - 1]
+                    cls._table()[key[:n]] = obs[n - 1]
 
     @classmethod
     def forget(cls) -> None:
         """Drop every answer kept (the next steps are compiled again)."""
-        cls._answers.clear()
+        cls._table().clear()
 
     def open(self) -> None:
         self._prefix: tuple = ()
@@ -97,6 +104,7 @@ class RustcPin(Target):
     def perform(self, action: str, args: Mapping[str, Any]) -> Hashable:
         self._steps.append((action, dict(args)))
         self._prefix += (_key(action, args),)
-        if self._prefix not in self._answers:
+        answers = type(self)._table()
+        if self._prefix not in answers:
             type(self).prepare([self._steps], quiet=False)
-        return self._answers[self._prefix]
+        return answers[self._prefix]
