@@ -18,7 +18,9 @@
 // Each knows its slot (the v of x{v}/p{v}).  `init`, called through the pin
 // right after a value is pinned (as a future sets itself up on its first
 // poll), records N's pinned address in PINNED[slot] and points `selfp` at
-// the value's own `data` field.  Nothing here ever dereferences `selfp` or
+// the value's own `data` field (`unpin_all`, between two scopes, forgets
+// the addresses of values leaked in the first: nothing reaches them any
+// more).  Nothing here ever dereferences `selfp` or
 // a recorded address: they are only compared, so a value moved out of its
 // pin (the spec's unsafe_move) is reported, never read through.
 
