@@ -142,7 +142,7 @@ SCENARIOS = [
         step("box_pin", v=0),
         step("poll", o(result=(True, True)), v=0),
         create(1),
-        step("pin_slot", v=1),
+        step("box_pin", v=1),
         step("poll", o(result=(True, True)), v=1),
         step("poll", o(result=(True, True)), v=0),
         step("end", o(drops=[(0, IN_PLACE), (1, IN_PLACE)])),
@@ -153,9 +153,9 @@ SCENARIOS = [
         "",
         create(0),
         step("check", o(result=(None, True)), v=0),  # no self-reference yet
-        step("pin_slot", v=0),
+        step("box_pin", v=0),
         step("poll", o(result=(True, True)), v=0),
-        step("drop_pin", v=0),  # only the reference goes
+        step("poll", o(result=(True, True)), v=0),
         step("end", o(drops=[(0, IN_PLACE)])),
     ),
     scenario(
@@ -177,7 +177,7 @@ SCENARIOS = [
         step("box_pin", v=0),
         step("drop_pin", o(drops=[(0, IN_PLACE)]), v=0),
         create(1),
-        step("pin_slot", v=1),
+        step("box_pin", v=1),
         step("end", o(drops=[(1, IN_PLACE)])),
     ),
     scenario(

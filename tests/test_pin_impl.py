@@ -95,3 +95,42 @@ def test_a_runtime_that_lets_safe_code_move_a_started_fiber_is_caught():
     assert len(res.failure.steps) <= 8, res.failure
     status = {r.rule.id: r.status for r in res.results}
     assert status["PIN-MOVE-2"] == FAIL
+
+
+# ------------------------------------------------ the hand-written scenarios
+
+from pin_scenarios import SCENARIOS  # noqa: E402
+
+from asyncspec.conformance.replay import replay  # noqa: E402
+from asyncspec.conformance.targets.impl_pin import ImplPin  # noqa: E402
+from asyncspec.spec.pin import MACHINE  # noqa: E402
+
+FOR_IMPL = [s for s in SCENARIOS if s.needs <= ImplPin.features]
+
+
+def test_each_scenario_declares_every_feature_its_steps_need():
+    p = MACHINE.profile()
+    for sc in SCENARIOS:
+        state, needed = MACHINE.init(p), set()
+        for (name, args), expected in zip(sc.actions(), sc.expected()):
+            action = MACHINE.action(name)
+            needed |= action.requires(state, args)
+            (state,) = [o.next for o in action.outcomes(state, args, p) if o.obs == expected][:1]
+        assert needed <= sc.needs, (sc.name, needed)
+
+
+def test_the_impl_scenarios_cover_every_rule_impl_can_reach():
+    reachable = {r.id for r in MACHINE.rules() if r.features <= ImplPin.features}
+    assert {s.rule for s in FOR_IMPL} == reachable
+
+
+@pytest.mark.parametrize("sc", FOR_IMPL, ids=[s.name for s in FOR_IMPL])
+def test_scenario_is_what_the_fibers_do(sc, no_leaks):
+    target = ImplPin()
+    target.open()
+    try:
+        r = replay(MACHINE, MACHINE.profile(), target, sc.actions())
+    finally:
+        target.close()
+    assert r.ok, [(s.call(), s.observed, s.allowed) for s in r.steps]
+    assert [s.observed for s in r.steps] == [target.project(None, a, e) for (a, _), e in zip(sc.actions(), sc.expected())]
