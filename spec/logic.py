@@ -76,3 +76,18 @@ def bits(*pairs) -> int:
     for cond, flag in pairs:
         value |= ite(cond, flag, 0)
     return value
+
+
+def rules_if(*pairs) -> tuple[str, ...]:
+    """The rule IDs of every ``(cond, rule_id)`` pair whose ``cond`` holds, in
+    order, each once: the rules a step exercises.
+
+    Rule IDs label a step; they are not its behaviour.  The symbolic reading
+    (asyncspec.model) therefore does not branch on them: it keeps every rule
+    whose condition may hold (a superset), so labelling a step never splits
+    its paths.
+    """
+    x = _reader([c for c, _ in pairs])
+    if x is not None:
+        return x.rules_if(pairs)
+    return tuple(dict.fromkeys(r for c, r in pairs if c))

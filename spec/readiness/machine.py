@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..core import Action, Invariant, Machine, Outcome, Param, Profile
-from ..logic import all_, any_, bits, ite, not_
+from ..logic import all_, any_, bits, ite, not_, rules_if
 from . import rules as R
 
 # epoll(7) event bits, with the kernel's values.
@@ -152,23 +152,31 @@ def alive(s: Slot) -> bool:
 def readiness(s: Slot) -> int:
     """The source's current poll mask (what f_op->poll would return)."""
     gone = not_(s.peer)
-    if s.kind == PIPE_R:
+    eof = any_(s.peer_shut, gone)  # a socket's EOF
+    # One case per kind, written as a conditional chain (a `match` the
+    # symbolic reading turns into one term instead of a path per kind).
+    return ite(
+        s.kind == PIPE_R,
         # fs/pipe.c pipe_poll: IN when data, HUP when no writer is left.
-        return bits((s.rx > 0, IN), (gone, HUP))
-    if s.kind == PIPE_W:
-        # OUT while not full, ERR when no reader is left.
-        return bits((not_(s.full), OUT), (gone, ERR))
-    if s.kind == SOCK:
-        # net/unix/af_unix.c unix_poll.
-        eof = any_(s.peer_shut, gone)
-        return bits((any_(s.rx > 0, eof), IN), (eof, RDHUP), (gone, HUP), (not_(s.full), OUT), (s.err, ERR))
-    if s.kind == EVENTFD:
-        return bits((any_(s.rx > 0, s.full), IN), (not_(s.full), OUT))
-    if s.kind in EPOLLS:
-        # fs/eventpoll.c ep_eventpoll_poll: readable while an entry on its
-        # ready list is really ready (RDY-NEST-1).
-        return bits((all_(s.child_queued, s.rx > 0), IN))
-    return 0
+        bits((s.rx > 0, IN), (gone, HUP)),
+        ite(
+            s.kind == PIPE_W,
+            # OUT while not full, ERR when no reader is left.
+            bits((not_(s.full), OUT), (gone, ERR)),
+            ite(
+                s.kind == SOCK,
+                # net/unix/af_unix.c unix_poll.
+                bits((any_(s.rx > 0, eof), IN), (eof, RDHUP), (gone, HUP), (not_(s.full), OUT), (s.err, ERR)),
+                ite(
+                    s.kind == EVENTFD,
+                    bits((any_(s.rx > 0, s.full), IN), (not_(s.full), OUT)),
+                    # fs/eventpoll.c ep_eventpoll_poll: readable while an entry on
+                    # its ready list is really ready (RDY-NEST-1).
+                    ite(any_(s.kind == EPOLL_LT, s.kind == EPOLL_ET), bits((all_(s.child_queued, s.rx > 0), IN)), 0),
+                ),
+            ),
+        ),
+    )
 
 
 def mask(s: Slot) -> int:
@@ -344,7 +352,7 @@ def _registered(w: World, i: int, s: Slot, a) -> list[Outcome]:
     # ep_insert polls the file: a ready source is queued at once (RDY-ET-5).
     ready = revents(n) != 0
     nw = ite(ready, enqueue(w.put(i, n), i), w.put(i, n))
-    return ok(nw, *((R.EV_TOKEN, R.ET_CTL_IS_EDGE) if n.et and ready else (R.EV_TOKEN,)))
+    return ok(nw, *rules_if((True, R.EV_TOKEN), (all_(n.et, ready), R.ET_CTL_IS_EDGE)))
 
 
 def register_requires(w: World, a) -> frozenset[str]:
@@ -378,15 +386,16 @@ def reregister_outcomes(w: World, a, p) -> list[Outcome]:
         return err(w, e, R.CTL_UNCHANGED) + err(w, "ENOENT", R.CTL_UNCHANGED)
     if e:
         return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
-    was_disarmed = s.oneshot and not s.armed
+    was_disarmed = all_(s.oneshot, not_(s.armed))
     n = replace(s, token=a["token"], armed=True, **_interest(a))
     # ep_modify polls the file and queues a ready source that is not queued.
     nw = ite(revents(n) != 0, enqueue(w.put(i, n), i), w.put(i, n))
-    rules = [R.EV_TOKEN]
-    if was_disarmed:
-        rules += [R.ONESHOT_REARM, R.ONESHOT_STAYS]
-    if n.et and revents(n):
-        rules.append(R.ET_CTL_IS_EDGE)
+    rules = rules_if(
+        (True, R.EV_TOKEN),
+        (was_disarmed, R.ONESHOT_REARM),
+        (was_disarmed, R.ONESHOT_STAYS),
+        (all_(n.et, revents(n) != 0), R.ET_CTL_IS_EDGE),
+    )
     return ok(nw, *rules)
 
 
@@ -417,7 +426,7 @@ def deregister_outcomes(w: World, a, p) -> list[Outcome]:
         return err(w, e, R.CTL_UNCHANGED) + err(w, "ENOENT", R.CTL_UNCHANGED)
     if e:
         return err(w, e, _ERROR_RULE[e], R.CTL_UNCHANGED)
-    rules = [R.CTL_DEREGISTER] + ([R.ONESHOT_STAYS] if s.oneshot and not s.armed else [])
+    rules = rules_if((True, R.CTL_DEREGISTER), (all_(s.oneshot, not_(s.armed)), R.ONESHOT_STAYS))
     return ok(dequeue_all(w.put(i, replace(s, **UNREGISTERED)), ()), *rules)
 
 
@@ -620,7 +629,8 @@ def close_peer_outcomes(w: World, a, p) -> list[Outcome]:
     i = a["slot"]
     s = w.at(i)
     nxt = replace(s, peer=False)
-    rules = {PIPE_R: (R.HUP_ALWAYS,), PIPE_W: (R.ERR_ALWAYS,), SOCK: (R.HUP_ALWAYS,)}[s.kind]
+    # A pipe's write end sees ERR when the reader goes, the others HUP.
+    rules = (ite(s.kind == PIPE_W, R.ERR_ALWAYS, R.HUP_ALWAYS),)
     if s.kind == SOCK:
         # The peer's receive queue (our unread writes) is freed with it, and
         # freeing unread data resets the connection (net/unix unix_release_sock).
@@ -687,6 +697,11 @@ CLOSE_DUP = Action(
 # poll ------------------------------------------------------------------------------
 
 
+def disarm(s: Slot) -> Slot:
+    """A oneshot registration after its event: disabled until re-armed (RDY-ONESHOT-1)."""
+    return replace(s, armed=False)
+
+
 def scan(w: World, m: int) -> tuple[tuple[int, ...], World]:
     """One epoll_wait: scan the ready list from its head (ep_send_events).
 
@@ -705,7 +720,7 @@ def scan(w: World, m: int) -> tuple[tuple[int, ...], World]:
             continue  # not ready: dropped from the list
         reported.append(j)
         if s.oneshot:
-            w = w.put(j, replace(s, armed=False))
+            w = w.put(j, disarm(s))
         elif not s.et:
             requeue.append(j)  # level-triggered: back to the tail
     w = dequeue_all(w, dropped)
@@ -728,32 +743,31 @@ def poll_outcomes(w: World, a, p: Profile) -> list[Outcome]:
 
 
 def _poll_rules(w: World, reported, m) -> tuple[str, ...]:
-    rules = [R.POLL_CAP, R.EV_TOKEN, R.EV_FLAGS, R.EV_NOT_READY, R.EV_ONE_PER_REG]
-    ready = [i for i, s in enumerate(w.slots) if reportable(s)]
-    if len(ready) > m:
-        rules += [R.POLL_FILL, R.POLL_FAIR]
+    n_ready = 0
+    for s in w.slots:
+        n_ready = n_ready + ite(reportable(s), 1, 0)
+    capped = n_ready > m
+    pairs = [(True, r) for r in (R.POLL_CAP, R.EV_TOKEN, R.EV_FLAGS, R.EV_NOT_READY, R.EV_ONE_PER_REG)]
+    pairs += [(capped, R.POLL_FILL), (capped, R.POLL_FAIR)]
     for i in reported:
         s = w.at(i)
         rev = revents(s)
-        rules.append(R.LT_REPORT if not s.et else R.ET_ONCE)
-        if s.oneshot:
-            rules.append(R.ONESHOT_ONCE)
-        if rev & HUP:
-            rules.append(R.HUP_ALWAYS)
-        if rev & ERR:
-            rules.append(R.ERR_ALWAYS)
-        if rev & RDHUP:
-            rules.append(R.RDHUP_ASKED)
-        if s.et and (rev & (IN | OUT)) == IN | OUT:
-            rules.append(R.ET_WHOLE_READINESS)
-        if not s.ours and s.dup:
-            rules.append(R.OFD_KEEPS)
+        pairs += [
+            (not_(s.et), R.LT_REPORT),
+            (s.et, R.ET_ONCE),
+            (s.oneshot, R.ONESHOT_ONCE),
+            ((rev & HUP) != 0, R.HUP_ALWAYS),
+            ((rev & ERR) != 0, R.ERR_ALWAYS),
+            ((rev & RDHUP) != 0, R.RDHUP_ASKED),
+            (all_(s.et, (rev & (IN | OUT)) == IN | OUT), R.ET_WHOLE_READINESS),
+            (all_(not_(s.ours), s.dup), R.OFD_KEEPS),
+        ]
     for s in w.slots:
-        if s.reg and not s.armed:
-            rules.append(R.ONESHOT_ONCE)
-        if s.reg and s.et and s.armed and not s.queued and revents(s):
-            rules.append(R.ET_ONCE)
-    return tuple(dict.fromkeys(rules))
+        pairs += [
+            (all_(s.reg, not_(s.armed)), R.ONESHOT_ONCE),
+            (all_(s.reg, s.et, s.armed, not_(s.queued), revents(s) != 0), R.ET_ONCE),
+        ]
+    return rules_if(*pairs)
 
 
 def poll_explain(w: World, a, p: Profile, obs) -> tuple[str, ...]:
@@ -874,7 +888,7 @@ def poll_accepts(w: World, a, p: Profile, obs):
         for i in reported:
             s = nw.at(i)
             if s.oneshot:
-                nw = nw.put(i, replace(s, armed=False))
+                nw = nw.put(i, disarm(s))
         gone = [i for i in reported if nw.at(i).et or nw.at(i).oneshot]
         nw = dequeue_all(nw, gone)
         stale = [i for i, s in enumerate(nw.slots) if s.queued and not reportable(s)]
