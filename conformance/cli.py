@@ -5,7 +5,7 @@
                   [--report DIR] [--json FILE] [--junit FILE] [--png]
     asyncspec replay FILE [--target T]
     asyncspec draw FILE [--png]
-    asyncspec prove [AREA ...]
+    asyncspec prove [AREA ...] [--json FILE] [--out DIR]
     asyncspec rules [AREA]
     asyncspec targets [AREA]
     asyncspec docs [--out DIR] [--no-site] [--matrix [AREA ...]]
@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
     prove = sub.add_parser("prove", help="prove the spec's properties with z3 (induction, BMC, quantified facts)")
     prove.add_argument("areas", nargs="*", metavar="AREA", help="only these areas")
+    prove.add_argument("--json", metavar="FILE", help="write each property's outcome as JSON")
+    prove.add_argument("--out", metavar="DIR", help="write a refuted property's run as a counterexample file set here")
 
     rules = sub.add_parser("rules", help="list the spec's rules")
     rules.add_argument("area", nargs="?", help="only this area")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prove":
             from ..model.prove import main as prove_main
 
-            return prove_main(_areas(args.areas) if args.areas else None)
+            return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, out_dir=args.out)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":

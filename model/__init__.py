@@ -1,15 +1,12 @@
 """asyncspec.model: the symbolic (z3) reading of the spec machines.
 
 Nothing here restates the spec.  `symbolic` runs the spec's own Python on
-z3 values, one run per feasible path (`Explorer`), and `machine` builds on
-it: transition summaries of a machine's actions, inductive invariants
-(with a counterexample to induction when one exists) and bounded model
-checking from the initial state or from every state satisfying a formula.
+z3 values, one run per feasible path (`Explorer`); `machine` builds on it:
+transition summaries of a machine's actions, inductive invariants (with a
+counterexample to induction when one exists), step properties, bounded
+model checking, and monitors (ghost state beside a machine's, for
+properties of runs); `trace` turns a run z3 found into an ordinary
+counterexample file; `prove` is the table behind `asyncspec prove`.
 
-So far (see tests/test_model.py): the waker machine's shape, reference
-count, freed and run-queue invariants are proved inductive for its steps,
-and the AtomicWaker's no-lost-wake-up property (WAK-AW-4) is proved for
-every interleaving of a full register/take round from every well-formed
-round start; the fiber layout's alignment facts are proved for every
-64-bit address with the layout's own z3 reading (tests/test_fiber_spec.py).
+What is proved, and how, is that table (README: "What is proved").
 """
