@@ -46,6 +46,8 @@ import subprocess
 import tempfile
 from typing import Any, Mapping, Sequence
 
+from .procs import exit_status, no_core_dumps
+
 PRELUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "adapters", "rust_pin", "prelude.rs")
 
 #: Traces per crate: one crate per batch.
@@ -85,7 +87,7 @@ def rustc() -> tuple[str, str]:
         raise RustcUnavailable(f"{path} -V did not answer within 60 s") from None
     version = out.decode(errors="replace").strip()
     if code != 0 or not version:
-        raise RustcUnavailable(f"{path} -V failed ({_status(code)}): {err.decode(errors='replace').strip() or 'no output'}")
+        raise RustcUnavailable(f"{path} -V failed ({exit_status(code)}): {err.decode(errors='replace').strip() or 'no output'}")
     return path, version
 
 
@@ -99,21 +101,6 @@ def available() -> str | None:
     return None
 
 
-def _status(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
-def _no_core_dumps():
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 class _Overstayed(Exception):
@@ -132,7 +119,7 @@ def _run(argv: list[str], timeout: float, cwd: str | None = None) -> tuple[int, 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_no_core_dumps,
+        preexec_fn=no_core_dumps,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -318,7 +305,7 @@ class _Crate:
         if stray:
             raise RustcPinError("rustc reported errors outside any step:\n" + "\n".join(stray)[:4000])
         if code != 0 and not found:
-            raise RustcPinError(f"rustc failed ({_status(code)}) without an error at a step:\n{err.decode(errors='replace')[-4000:]}")
+            raise RustcPinError(f"rustc failed ({exit_status(code)}) without an error at a step:\n{err.decode(errors='replace')[-4000:]}")
         return found, code, err
 
 
@@ -431,7 +418,7 @@ def _observe_batch(crate: _Crate, traces: list[list[Step]]) -> list[list[Any]]:
             break
         if status is not None:
             tail = errout.decode(errors="replace").strip().splitlines()
-            why = ("crashed", _status(status) + (f": {tail[-1]}" if tail else ""))
+            why = ("crashed", exit_status(status) + (f": {tail[-1]}" if tail else ""))
         if not last:
             t, s = first, 0
         else:

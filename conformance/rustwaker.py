@@ -41,11 +41,11 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import subprocess
 import time
 
 from .buildcache import cache_dir, cached  # noqa: F401  (cache_dir: where builds go)
+from .procs import exit_status, no_core_dumps
 
 DEFAULT_TIMEOUT = 10.0
 #: How long a compile may take before it counts as hung.
@@ -96,7 +96,7 @@ def _rustc() -> tuple[str, str]:
     version = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0 or not version:
         err = proc.stderr.decode(errors="replace").strip()
-        raise RustUnavailable(f"{rustc} -V failed ({_status(proc.returncode)}): {err or 'no output'}")
+        raise RustUnavailable(f"{rustc} -V failed ({exit_status(proc.returncode)}): {err or 'no output'}")
     return rustc, version
 
 
@@ -123,7 +123,7 @@ def build(source: str | None = None) -> str:
             raise RustBuildError(f"rustc did not finish compiling {src} within {BUILD_TIMEOUT:g} s") from None
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
-            raise RustBuildError(f"rustc could not compile {src} ({version}, {_status(proc.returncode)}):\n{err}")
+            raise RustBuildError(f"rustc could not compile {src} ({version}, {exit_status(proc.returncode)}):\n{err}")
 
     return cached("rust_waker", [code, version.encode(), " ".join(RUSTC_FLAGS).encode()], compile)
 
@@ -142,21 +142,6 @@ def available() -> str | None:
 # ------------------------------------------------------------ the driver
 
 
-def _status(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
-def _no_core_dumps():
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 class RustWakers:
@@ -183,7 +168,7 @@ class RustWakers:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
-                preexec_fn=_no_core_dumps,
+                preexec_fn=no_core_dumps,
             )
         except BaseException:
             self._stderr.close()
@@ -282,7 +267,7 @@ class RustWakers:
             code = proc.wait()
         self._stderr.seek(0)
         err = self._stderr.read().decode(errors="replace").strip().splitlines()
-        status = _status(code)
+        status = exit_status(code)
         self._finish(f"it died: {status}")
         detail = f"; its stderr ends: {err[-1]}" if err else ""
         raise InterpreterDied(f"request {message}: the Rust waker interpreter died ({status}){detail}")

@@ -32,6 +32,7 @@ import time
 from typing import Any, Hashable, Mapping
 
 from .counterexample import tupled
+from .procs import no_core_dumps
 from .target import Target
 
 DEFAULT_TIMEOUT = 10.0
@@ -149,9 +150,7 @@ class Child:
 
 
 def _child_setup():
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    no_core_dumps()
     if sys.platform.startswith("linux"):
         import ctypes
 
