@@ -10,24 +10,10 @@ reference pin target's own code, given to `asyncspec run pin` as a
 from __future__ import annotations
 
 from asyncspec.conformance.targets.impl_pin import ImplPin
-from broken_switchers import variant_api
+from broken_switchers import VariantBuild
 
 
-class RelocateStarted(ImplPin):
+class RelocateStarted(VariantBuild, ImplPin):
     name = "broken-relocate-started"
     description = "Fiber.relocate moves a started (pinned) fiber instead of refusing it."
     define = "ASF_BROKEN_RELOCATE"
-
-    @classmethod
-    def unavailable(cls):
-        why = super().unavailable()
-        if why:
-            return why
-        try:
-            variant_api(cls.define)  # compiled here, before the workers start
-        except Exception as e:
-            return f"cannot build the {cls.define} switcher: {e}"
-        return None
-
-    def _api(self):
-        return variant_api(self.define)

@@ -40,8 +40,8 @@ def variant_api(define: str):
     return _variant_api(DIR_ENV, define, fiber_build.build_variant, fiber.api)
 
 
-class BrokenSwitcher(ImplFiber):
-    """The reference target over a broken build; `define` names the bug."""
+class VariantBuild:
+    """Mixed into a reference target: drive the build compiled with ``define``."""
 
     define = ""
 
@@ -58,6 +58,10 @@ class BrokenSwitcher(ImplFiber):
 
     def _api(self):
         return variant_api(self.define)
+
+
+class BrokenSwitcher(VariantBuild, ImplFiber):
+    """The reference target over a broken build; `define` names the bug."""
 
 
 class EntryAlign16(BrokenSwitcher):

@@ -18,6 +18,15 @@ ROUNDS = 64  # nested bodies alternate resume/yield this many times (more than a
 STACK = 64 * 1024
 
 
+def switcher_unavailable() -> str | None:
+    """Why the reference switcher cannot run here (None: it can)."""
+    try:
+        import asyncspec.impl.fiber  # noqa: F401
+    except ImportError as e:
+        return f"the fiber switcher is not built for this machine: {e}"
+    return None
+
+
 class ImplFiber(FiberTarget):
     name = "impl"
     features = frozenset({"nested", "errors", "guard", "abi", "stack", "df", "sigmask"})
@@ -25,11 +34,7 @@ class ImplFiber(FiberTarget):
 
     @classmethod
     def unavailable(cls):
-        try:
-            import asyncspec.impl.fiber  # noqa: F401
-        except ImportError as e:
-            return f"the fiber switcher is not built for this machine: {e}"
-        return None
+        return switcher_unavailable()
 
     def _api(self):
         """The fiber API this target drives: the installed build's (asyncspec.impl.fiber)."""

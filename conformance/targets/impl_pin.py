@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from ...spec.pin import machine as PM
 from ..target import Target
+from .impl_fiber import switcher_unavailable
 
 STACK = 64 * 1024
 REJECTED = ("rejected",)
@@ -57,11 +58,7 @@ class ImplPin(Target):
 
     @classmethod
     def unavailable(cls):
-        try:
-            import asyncspec.impl.fiber  # noqa: F401
-        except ImportError as e:
-            return f"the fiber switcher is not built for this machine: {e}"
-        return None
+        return switcher_unavailable()
 
     def _api(self):
         from asyncspec.impl import fiber
