@@ -400,6 +400,59 @@ def _readiness_steps(prop, spec_machine=None):
     return check
 
 
+# ------------------------------------------------------------------ pin
+
+
+@lru_cache(maxsize=None)
+def pin_reading(machine=None):
+    from ..spec.pin import MACHINE
+    from ..spec.pin import machine as PM
+    from .machine import Symbolic
+
+    machine = machine or MACHINE
+    p = machine.profile()
+    return Symbolic(machine, p, machine.init(p), PM._inv_shape, index_range=range(0, PM.V))
+
+
+def _pin_invariants(machine=None):
+    def check():
+        from ..spec.pin import machine as PM
+
+        sym = pin_reading(machine)
+        ok, cx, detail = sym.induction([PM._inv_shape, PM._inv_pinned_stays])
+        if not ok:
+            detail += ": " + _cti_text(sym, cx)
+        return ok, detail
+
+    return check
+
+
+def _safe_steps_keep_pinned_values(before, name, args, obs, after):
+    """A safe step never moves a pinned !Unpin value, and drops one only in place."""
+    from ..spec.logic import all_, any_, ite, not_
+    from ..spec.pin import machine as PM
+
+    _errors, _result, drops = obs
+    kept = [any_(b.moved, not_(a.moved)) for b, a in zip(before.vals, after.vals)]
+    in_place = [
+        ite(all_(before.vals[v].kind == PM.PINNED, before.vals[v].pinned, not_(before.vals[v].moved)), how == PM.IN_PLACE, True)
+        for v, how in drops
+    ]
+    return all_(*kept, *in_place)
+
+
+def _pin_safe_steps(machine=None):
+    def check():
+        sym = pin_reading(machine)
+        safe = [a.name for a in sym.machine.actions if a.name != "unsafe_move"]
+        ok, cx, detail = sym.step_property(_safe_steps_keep_pinned_values, actions=safe)
+        if not ok:
+            detail += ": " + _cti_text(sym, cx)
+        return ok, detail
+
+    return check
+
+
 def _cti_text(sym, cx) -> str:
     describe = sym.machine.describe
     steps = " -> ".join(f"{a}{args}" for a, args in cx.steps)
@@ -460,7 +513,14 @@ PROPERTIES = [
         f"induction ({_W}, linux-epoll)",
         _readiness_induction([_drained_is_queued], ("RDY-ET-6",), "drained, readable again, no event queued"), "readiness",
     ),
-    Property("pin", (), "no safe operation moves a pinned !Unpin value", "not yet: the pin area's machine is being written", None, "pin"),
+    Property(
+        "pin", ("PIN-MOVE-2", "PIN-ADDR-1"), "bindings, pins and places agree; a value behind a pin is at its pinned address",
+        "induction (2 values)", _pin_invariants(), "pin",
+    ),
+    Property(
+        "pin", ("PIN-ADDR-1", "PIN-DROP-1"), "no safe operation moves a pinned !Unpin value, or drops it away from its place",
+        "step (every safe action, 2 values)", _pin_safe_steps(), "pin",
+    ),
 ]
 
 # Rough cost of each group, for scheduling the slowest first.

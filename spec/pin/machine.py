@@ -64,6 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..core import Action, Invariant, Machine, Outcome, Param, Profile
+from ..logic import all_, any_, ite, not_
 from . import rules as R
 
 V = 2
@@ -561,36 +562,40 @@ def _inv_pinned_stays(w: World, p: Profile) -> bool:
     return all(not (val.moved and val.loc in (L_BOX, L_SLOT)) for val in w.vals)
 
 
+def _same(a, b):
+    return ite(a, b, not_(b))
+
+
+def _val_shape(val: Val):
+    """One value's fields are in their domains and agree with each other."""
+    live_pin = any_(val.p == P_BOX, val.p == P_SLOT, val.p == P_REF)
+    fresh = all_(
+        val.x == X_NONE, val.p == P_NONE, not_(val.boxed), val.loc == L_NONE,
+        not_(val.pinned), not_(val.moved), val.selfref == SR_NONE,
+    )  # fmt: skip
+    made = all_(
+        val.x != X_NONE,
+        val.loc != L_NONE,
+        _same(val.p == P_BOX, val.loc == L_BOX),
+        _same(val.p == P_SLOT, all_(val.loc == L_SLOT, val.p != P_MOVED)),
+        ite(val.loc == L_SLOT, any_(val.p == P_SLOT, val.p == P_MOVED), True),
+        ite(any_(val.loc == L_DROPPED, val.loc == L_LEAKED), not_(live_pin), True),
+        ite(val.p == P_REF, all_(val.loc == L_X, val.kind == UNPIN), True),
+        _same(val.loc == L_X, val.x == X_LIVE),
+        ite(val.kind == UNPIN, not_(any_(val.pinned, val.moved)), True),
+        ite(val.moved, val.pinned, True),
+        # A pinned !Unpin value is back in a binding only by an unsafe move.
+        ite(all_(val.pinned, val.loc == L_X), val.moved, True),
+    )
+    in_domains = all_(
+        0 <= val.kind, val.kind < 3, 0 <= val.x, val.x < 3, 0 <= val.p, val.p < 5,
+        0 <= val.loc, val.loc < 6, 0 <= val.selfref, val.selfref < 3,
+    )  # fmt: skip
+    return all_(in_domains, ite(val.kind == NOVAL, fresh, made))
+
+
 def _inv_shape(w: World, p: Profile) -> bool:
-    for val in w.vals:
-        for field, size in (("kind", 3), ("x", 3), ("p", 5), ("loc", 6), ("selfref", 3)):
-            if not 0 <= getattr(val, field) < size:
-                return False
-        if val.kind == NOVAL:
-            if val != Val():
-                return False
-            continue
-        if val.x == X_NONE or val.loc == L_NONE:
-            return False
-        if (val.p == P_BOX) != (val.loc == L_BOX):
-            return False
-        if val.loc == L_SLOT and val.p not in (P_SLOT, P_MOVED):
-            return False
-        if val.loc in (L_DROPPED, L_LEAKED) and _live_pin(val):
-            return False
-        if val.p == P_SLOT and val.loc != L_SLOT:
-            return False
-        if val.p == P_REF and not (val.loc == L_X and val.x == X_LIVE and val.kind == UNPIN):
-            return False
-        if (val.loc == L_X) != (val.x == X_LIVE):
-            return False
-        if val.kind == UNPIN and (val.pinned or val.moved):
-            return False
-        if val.moved and not val.pinned:
-            return False
-        if val.pinned and val.loc == L_X and not val.moved:
-            return False  # a pinned !Unpin value is back in a binding only by an unsafe move
-    return True
+    return all_(*[_val_shape(val) for val in w.vals])
 
 
 INVARIANTS = (
