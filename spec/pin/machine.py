@@ -547,7 +547,8 @@ def end_outcomes(w, a, p):
 END = Action(
     "end",
     (),
-    pre=lambda w, a, p: True,
+    # An empty scope has nothing to end.
+    pre=lambda w, a, p: any(val.kind != NOVAL for val in w.vals),
     outcomes=end_outcomes,
     doc="} { : the scope ends (every value still owned or pinned is dropped) and a new one begins.",
 )
