@@ -360,6 +360,11 @@ def run_matrix(areas: Iterable[str], max_examples: int, seed: int, out: str, pro
     results: dict = {}
     for area in areas:
         results[area] = {}
+        # The area's counterexamples are all found again: none of an earlier run stays.
+        if os.path.isdir(cx_dir):
+            for f in os.listdir(cx_dir):
+                if f.startswith(f"{area}-"):
+                    os.remove(os.path.join(cx_dir, f))
         for name in sorted(targets.BUILTIN.get(area, {})):
             progress(f"  {area} / {name} ...")
             # A failure ends a run early; so, like h2spec, go on with the

@@ -19,8 +19,9 @@ it is right and one that hides it is wrong.
 Sources: the ``std::pin`` module documentation (Rust 1.95: "Pinning",
 "Address-sensitive values", "The drop guarantee", "Projections and
 Structural Pinning"), the ``Pin`` and ``Unpin`` API docs, the rustc error
-index, and Ralf Jung's typestate reading of pinning ("Safe systems
-programming in Rust: the pinning typestate", 2018).
+index, and Ralf Jung's typestate reading of pinning ("A Formal Look at
+Pinning", 2018: a pinned location is a typestate of its own, beside owned
+and shared).
 """
 
 from ..core import rule
