@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--target", "-t", default="impl", help="built-in target name or module:attribute (default: impl)")
     run.add_argument("--profile", "-p", default=None, help="spec profile (default: the area's default)")
     run.add_argument("--max-examples", "-n", type=_positive, default=500, help="Hypothesis examples per area (default 500)")
-    run.add_argument("--steps", type=_positive, default=40, help="maximum steps per example (default 40)")
+    run.add_argument("--steps", type=_positive, default=None, help="maximum steps per example (default 40; a batched target's own bound, rustc pin: 12)")
     run.add_argument("--seed", type=int, default=None, help="seed for a reproducible search")
     run.add_argument("--shrink", action="store_true", help="also let Hypothesis shrink (slower; the trace is minimized anyway)")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds a target may take for one step (default 10)")

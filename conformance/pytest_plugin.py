@@ -30,7 +30,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--asyncspec-area", action="append", default=[], help="area to check (repeatable; default: all)")
     group.addoption("--asyncspec-profile", default=None, help="spec profile (default: the area's)")
     group.addoption("--asyncspec-max-examples", type=int, default=200, help="Hypothesis examples per area (200)")
-    group.addoption("--asyncspec-steps", type=int, default=40, help="maximum steps per example (40)")
+    group.addoption("--asyncspec-steps", type=int, default=None, help="maximum steps per example (40; a batched target: its own bound)")
     group.addoption("--asyncspec-seed", type=int, default=None, help="seed for a reproducible search")
     group.addoption("--asyncspec-rules", action="append", default=[], help="only rules matching these globs")
     group.addoption("--asyncspec-exclude", action="append", default=[], help="not rules matching these globs")

@@ -28,6 +28,9 @@ PASS, FAIL, NA, UNTESTED, WARN, SKIP = "pass", "FAIL", "n/a", "untested", "warn"
 STATUSES = (PASS, FAIL, WARN, UNTESTED, SKIP, NA)
 
 
+DEFAULT_STEPS = 40
+
+
 class UsageError(Exception):
     """Bad command-line input (exit status 2)."""
 
@@ -113,7 +116,7 @@ def run(
     target: str = "impl",
     profile: str | None = None,
     max_examples: int = 500,
-    steps: int = 40,
+    steps: int | None = None,
     seed: int | None = None,
     progress=None,
     database=None,
@@ -123,6 +126,9 @@ def run(
     selection: Selection = EVERYTHING,
 ) -> RunResult:
     machine, prof, target_cls = resolve(area, target, profile, timeout)
+    # Steps per example: as asked, else the target's own bound (a batched
+    # target's traces are compiled whole), else 40.
+    steps = steps or getattr(target_cls, "max_steps", None) or DEFAULT_STEPS
     target_cls = contained(target_cls, isolate, timeout)
     recorder = Recorder(progress=progress)
     machine_cls = build(machine, prof, target_cls, recorder, selection)
@@ -288,8 +294,7 @@ def run_batched(
     from .bridge import SpecInconsistent
 
     rng = random.Random(seed if seed is not None else random.randrange(2**32))
-    length = min(steps, getattr(target_cls, "max_steps", steps))
-    traces = sample_traces(machine, profile, frozenset(target_cls.features), max_examples, length, rng)
+    traces = sample_traces(machine, profile, frozenset(target_cls.features), max_examples, steps, rng)
     target_cls.prepare(traces)
 
     def record(step, result) -> None:
