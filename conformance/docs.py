@@ -216,7 +216,7 @@ def catalog(area: str, outcomes=(), drawn=()) -> str:
             f"or your own runtime as described in [Getting started](../getting-started.md#verify-your-own-runtime)."
         )
     else:
-        lines.append(f"No built-in target yet; see [Getting started](../getting-started.md#verify-your-own-runtime).")
+        lines.append("No built-in target yet; see [Getting started](../getting-started.md#verify-your-own-runtime).")
     lines += ["", "## The state machine", "", machine_doc(area), ""]
     lines += ["## Profiles", ""]
     for m in all_machines():

@@ -22,3 +22,26 @@ def no_core_dumps() -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class NoRustc(Exception):
+    """There is no usable rustc here (the message says why)."""
+
+
+def rustc() -> tuple[str, str]:
+    """rustc's path and its ``rustc -V`` line, or NoRustc saying why not."""
+    import shutil
+    import subprocess
+
+    path = shutil.which("rustc")
+    if path is None:
+        raise NoRustc("rustc not found on PATH")
+    try:
+        proc = subprocess.run([path, "-V"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise NoRustc(f"{path} -V failed: {e}") from None
+    version = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0 or not version:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise NoRustc(f"{path} -V failed ({exit_status(proc.returncode)}): {err or 'no output'}")
+    return path, version

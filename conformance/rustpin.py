@@ -46,6 +46,7 @@ import subprocess
 import tempfile
 from typing import Any, Mapping, Sequence
 
+from . import procs
 from .procs import exit_status, no_core_dumps
 
 PRELUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "adapters", "rust_pin", "prelude.rs")
@@ -76,19 +77,10 @@ class RustcUnavailable(RustcPinError):
 
 def rustc() -> tuple[str, str]:
     """rustc's path and ``rustc -V`` line, or RustcUnavailable saying why not."""
-    path = shutil.which("rustc")
-    if path is None:
-        raise RustcUnavailable("rustc not found on PATH")
     try:
-        code, out, err = _run([path, "-V"], timeout=60)
-    except OSError as e:
-        raise RustcUnavailable(f"{path} -V failed: {e}") from None
-    except _Overstayed:
-        raise RustcUnavailable(f"{path} -V did not answer within 60 s") from None
-    version = out.decode(errors="replace").strip()
-    if code != 0 or not version:
-        raise RustcUnavailable(f"{path} -V failed ({exit_status(code)}): {err.decode(errors='replace').strip() or 'no output'}")
-    return path, version
+        return procs.rustc()
+    except procs.NoRustc as e:
+        raise RustcUnavailable(str(e)) from None
 
 
 def available() -> str | None:

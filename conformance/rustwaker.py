@@ -45,6 +45,7 @@ import subprocess
 import time
 
 from .buildcache import cache_dir, cached  # noqa: F401  (cache_dir: where builds go)
+from . import procs
 from .procs import exit_status, no_core_dumps
 
 DEFAULT_TIMEOUT = 10.0
@@ -84,20 +85,10 @@ class InterpreterHung(InterpreterFailed):
 
 def _rustc() -> tuple[str, str]:
     """rustc's path and its ``rustc -V`` line, or RustUnavailable."""
-    import shutil
-
-    rustc = shutil.which("rustc")
-    if rustc is None:
-        raise RustUnavailable("rustc not found on PATH")
     try:
-        proc = subprocess.run([rustc, "-V"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise RustUnavailable(f"{rustc} -V failed: {e}") from None
-    version = proc.stdout.decode(errors="replace").strip()
-    if proc.returncode != 0 or not version:
-        err = proc.stderr.decode(errors="replace").strip()
-        raise RustUnavailable(f"{rustc} -V failed ({exit_status(proc.returncode)}): {err or 'no output'}")
-    return rustc, version
+        return procs.rustc()
+    except procs.NoRustc as e:
+        raise RustUnavailable(str(e)) from None
 
 
 def build(source: str | None = None) -> str:
