@@ -142,6 +142,33 @@ def checked(machine, profile, beliefs, action, args, obs, target, selection: Sel
     return result
 
 
+def takeable_args(action: Action, beliefs: frozenset, profile: Profile, features: frozenset[str]) -> list[dict]:
+    """The arguments with which ``action`` is enabled in every possible state
+    and needs only features the target has."""
+    out = []
+    for args in action.all_args():
+        if not enabled(action, beliefs, args, profile):
+            continue
+        if any(not action.requires(s, args) <= features for s in beliefs):
+            continue
+        out.append(args)
+    return out
+
+
+def check_invariants(machine: Machine, profile: Profile, beliefs) -> None:
+    """SpecInconsistent if a possible state breaks one of the machine's invariants."""
+    for inv in machine.invariants:
+        for s in beliefs:
+            if not inv.holds(s, profile):
+                raise SpecInconsistent(f"{inv.rule}: {inv.doc} fails in {machine.describe(s)}")
+
+
+def warning(area: str, profile: str, target: str, steps: list[Step]) -> Violation:
+    """The counterexample of a known deviation the run tolerated at its last step."""
+    warned = dataclasses.replace(steps[-1], violated=steps[-1].tolerated, tolerated=())
+    return Violation(area, profile, target, steps[:-1] + [warned])
+
+
 def build(
     machine: Machine,
     profile: Profile,
@@ -155,11 +182,7 @@ def build(
     @lru_cache(maxsize=65536)
     def valid_args(action: Action, beliefs: frozenset) -> tuple[tuple, ...]:
         out = []
-        for args in action.all_args():
-            if not enabled(action, beliefs, args, profile):
-                continue
-            if any(not action.requires(s, args) <= features for s in beliefs):
-                continue
+        for args in takeable_args(action, beliefs, profile, features):
             # Weighted values are offered several times (a sampling hint only).
             out.extend([tuple(sorted(args.items()))] * action.arg_weight(args))
         return tuple(out)
@@ -191,8 +214,7 @@ def build(
             recorder.step(result, action.name)
             if result.tolerated:
                 # A known deviation breaking only unenforced rules: a warning, and the run goes on.
-                warned = dataclasses.replace(step, violated=result.tolerated, tolerated=())
-                recorder.tolerate(Violation(machine.area, profile.name, target_cls.name, self.trace[:-1] + [warned]))
+                recorder.tolerate(warning(machine.area, profile.name, target_cls.name, self.trace))
             if not result.ok:
                 failure = Violation(machine.area, profile.name, target_cls.name, list(self.trace))
                 if not selection.fails_on(result.violated):
@@ -208,10 +230,7 @@ def build(
 
         @invariant()
         def spec_invariants(self):
-            for inv in machine.invariants:
-                for s in self.beliefs:
-                    if not inv.holds(s, profile):
-                        raise SpecInconsistent(f"{inv.rule}: {inv.doc} fails in {machine.describe(s)}")
+            check_invariants(machine, profile, self.beliefs)
 
     def make_rule(action: Action):
         @precondition(lambda self: bool(valid_args(action, self.beliefs)))

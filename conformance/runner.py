@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import sys
@@ -16,9 +15,9 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from ..spec import RULES, machine_for
-from ..spec.core import Action, Machine, Profile, Rule, enabled
+from ..spec.core import Action, Machine, Profile, Rule
 from . import targets as target_registry
-from .bridge import Recorder, Violation, build
+from .bridge import Recorder, Violation, build, check_invariants, takeable_args, warning
 from .exec_target import TIMEOUT_ENV
 from .replay import NotEnabled, minimize, replay
 from .selection import EVERYTHING, EXCLUDED, NOT_SELECTED, SHOULD_ONLY, Selection
@@ -235,15 +234,11 @@ def sample_traces(
 
     def choices(beliefs: frozenset) -> list[tuple[Action, dict, int]]:
         if beliefs not in choices_cache:
-            out = []
-            for action in machine.actions:
-                for args in action.all_args():
-                    if not enabled(action, beliefs, args, profile):
-                        continue
-                    if any(not action.requires(s, args) <= features for s in beliefs):
-                        continue
-                    out.append((action, args, action.arg_weight(args)))
-            choices_cache[beliefs] = out
+            choices_cache[beliefs] = [
+                (action, args, action.arg_weight(args))
+                for action in machine.actions
+                for args in takeable_args(action, beliefs, profile, features)
+            ]
         return choices_cache[beliefs]
 
     def after(beliefs: frozenset, action: Action, args: dict) -> frozenset:
@@ -291,18 +286,13 @@ def run_batched(
     seed: int | None,
 ) -> Violation | None:
     """Sample ``max_examples`` traces, prepare them at once, replay each: the first failure, unminimized."""
-    from .bridge import SpecInconsistent
-
     rng = random.Random(seed if seed is not None else random.randrange(2**32))
     traces = sample_traces(machine, profile, frozenset(target_cls.features), max_examples, steps, rng)
     target_cls.prepare(traces)
 
     def record(step, result) -> None:
         recorder.step(result, step.action)
-        for inv in machine.invariants:
-            for s in result.beliefs:
-                if not inv.holds(s, profile):
-                    raise SpecInconsistent(f"{inv.rule}: {inv.doc} fails in {machine.describe(s)}")
+        check_invariants(machine, profile, result.beliefs)
 
     for trace in traces:
         recorder.examples += 1
@@ -318,8 +308,7 @@ def run_batched(
             target.close()
         for i, step in enumerate(done.steps):
             if step.tolerated:
-                warned = dataclasses.replace(step, violated=step.tolerated, tolerated=())
-                recorder.tolerate(Violation(machine.area, profile.name, target_cls.name, done.steps[:i] + [warned]))
+                recorder.tolerate(warning(machine.area, profile.name, target_cls.name, done.steps[: i + 1]))
         if not done.ok:
             failure = Violation(machine.area, profile.name, target_cls.name, done.steps)
             if not selection.fails_on(done.violated):
