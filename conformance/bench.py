@@ -77,7 +77,7 @@ def poll_cost(calls: int, repeats: int) -> tuple[float, float]:
 
 
 def conformance_rate(target: str, examples: int) -> tuple[float, int]:
-    from .runner import run
+    from asyncspec.conformance.engine.runner import run
 
     res = run("readiness", target, max_examples=examples, seed=0)
     if not res.ok:

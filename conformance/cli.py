@@ -21,7 +21,14 @@ import argparse
 import sys
 import textwrap
 
-from ..spec import RULES, machines
+from asyncspec.conformance import targets
+from asyncspec.conformance.engine.runner import UsageError, replay_file, resolve, run, selected_rules, stop
+from asyncspec.conformance.engine.selection import ENFORCED, BadSelection, Selection
+from asyncspec.conformance.engine.verdicts import Finding, Violation
+from asyncspec.conformance.output.counterexample import BadCounterexample, draw, save
+from asyncspec.conformance.output.report import write_html, write_json, write_junit
+from asyncspec.conformance.output.text import Progress, format_failure, format_result
+from asyncspec.spec import RULES, machines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "docs":
             return cmd_docs(args)
         if args.command == "prove":
-            from ..model.prove import main as prove_main
+            from asyncspec.model.prove import main as prove_main
 
             return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, out_dir=args.out)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":
-            from .bench import main as bench_main
+            from asyncspec.conformance.bench import main as bench_main
 
             return bench_main(quick=args.quick)
     except _Usage as e:
@@ -146,18 +153,13 @@ def _areas(names) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from . import targets
-    from .counterexample import save
-    from .runner import Finding, Progress, UsageError, format_result, run
-    from .selection import BadSelection, Selection
-
     try:
         selection = Selection.of(args.rules, args.exclude, args.strict)
     except BadSelection as e:
         raise _Usage(str(e)) from None
     areas = []
     for area in _areas(args.areas):
-        if not args.areas and args.target not in targets.BUILTIN.get(area, {}) and ":" not in args.target:
+        if not args.areas and args.target not in targets.builtin(area) and ":" not in args.target:
             # Running every area: one without this built-in target yet is skipped, said plainly.
             print(f"== {area}: no built-in target {args.target!r} yet; skipped", flush=True)
             continue
@@ -203,17 +205,14 @@ def cmd_run(args) -> int:
         results.append(res)
     command = "asyncspec " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("asyncspec") else ""
     if args.json:
-        from .report import write_json
 
         write_json(results, args.json, command)
         print(f"results (JSON): {args.json}")
     if args.junit:
-        from .report import write_junit
 
         write_junit(results, args.junit)
         print(f"results (JUnit XML): {args.junit}")
     if args.report:
-        from .report import write_html
 
         print(f"report: {write_html(results, args.report, command)}")
     return status
@@ -221,9 +220,6 @@ def cmd_run(args) -> int:
 
 def _list_run(areas, args, selection) -> int:
     """--list: what `asyncspec run` would do, without running anything."""
-    from .runner import UsageError, resolve, selected_rules, stop
-    from .selection import ENFORCED
-
     for area in areas:
         try:
             machine, prof, target_cls = resolve(area, args.target, args.profile)
@@ -245,10 +241,6 @@ def _list_run(areas, args, selection) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .bridge import Violation
-    from .counterexample import BadCounterexample
-    from .runner import UsageError, format_failure, replay_file
-
     try:
         data, result = replay_file(args.file, args.target, isolate=not args.in_process, timeout=args.timeout)
     except (UsageError, BadCounterexample) as e:
@@ -265,11 +257,8 @@ def cmd_replay(args) -> int:
 
 
 def cmd_draw(args) -> int:
-    from .counterexample import BadCounterexample
-    from .render import draw_file
-
     try:
-        files, note = draw_file(args.file, ("svg", "png") if args.png else ("svg",))
+        files, note = draw(args.file, ("svg", "png") if args.png else ("svg",))
     except BadCounterexample as e:
         raise _Usage(str(e)) from None
     for kind, path in sorted(files.items()):
@@ -281,7 +270,8 @@ def cmd_draw(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .docs import write_docs, write_matrix
+    from asyncspec.conformance.docgen.matrix import write_matrix
+    from asyncspec.conformance.docgen.pages import write_docs
 
     areas = _areas(args.areas)  # bad area names are named before anything runs
     for path in write_docs(args.out, report=lambda m: print(m, flush=True)):
@@ -290,7 +280,7 @@ def cmd_docs(args) -> int:
         path = write_matrix(args.out, areas, args.max_examples, args.seed, lambda m: print(m, flush=True))
         print(f"wrote {path}")
     if not args.no_site:
-        from .site import build_site
+        from asyncspec.conformance.docgen.site import build_site
 
         index, warnings = build_site(args.out)
         for w in warnings:
@@ -314,16 +304,14 @@ def cmd_rules(args) -> int:
 
 
 def cmd_targets(args) -> int:
-    from . import targets
-
     areas = _areas([args.area] if args.area else [])
     for area in areas:
         print(f"{area}:")
-        for name in sorted(targets.BUILTIN.get(area, {})):
+        for name in sorted(targets.builtin(area)):
             try:
                 cls = targets.load(name, area)
                 why = cls.unavailable()
-                getattr(cls, "shutdown", lambda: None)()  # an exec: adapter started by the check
+                cls.shutdown()  # an exec: adapter started by the check
             except targets.UnknownTarget as e:
                 cls, why = None, str(e)
             state = "available" if not why else f"unavailable: {why}"

@@ -49,7 +49,7 @@ def _config_runs(config) -> dict:
 
 
 def _selection(config):
-    from .selection import Selection
+    from asyncspec.conformance.engine.selection import Selection
 
     return Selection.of(
         config.getoption("asyncspec_rules"), config.getoption("asyncspec_exclude"), config.getoption("asyncspec_strict")
@@ -62,8 +62,9 @@ def _run(config, area: str):
     if area not in runs:
         import sys
 
-        from .counterexample import save
-        from .runner import Finding, run
+        from asyncspec.conformance.output.counterexample import save
+        from asyncspec.conformance.engine.verdicts import Finding
+        from asyncspec.conformance.engine.runner import run
 
         root = str(config.rootpath)
         if root not in sys.path:
@@ -88,7 +89,7 @@ def _run(config, area: str):
 
 
 def _explain(res, rules: tuple[str, ...]) -> str:
-    from .runner import format_failure
+    from asyncspec.conformance.output.text import format_failure
 
     finding = next((f for f in res.findings if set(rules) & set(f.violation.rules)), None)
     if finding is None:
@@ -107,7 +108,8 @@ class RuleItem(pytest.Item):
         self.add_marker(pytest.mark.asyncspec)
 
     def runtest(self) -> None:
-        from .runner import FAIL, NA, PASS, SKIP, UNTESTED, WARN, UsageError
+        from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, SKIP, UNTESTED, WARN
+        from asyncspec.conformance.engine.runner import UsageError
 
         try:
             res = _run(self.config, self.area)
@@ -145,7 +147,7 @@ class AreaCollector(pytest.Collector):
         self.area = area
 
     def collect(self):
-        from .runner import selected_rules
+        from asyncspec.conformance.engine.runner import selected_rules
 
         for rule in selected_rules(self.area, _selection(self.config)):
             yield RuleItem.from_parent(self, name=rule.id, nodeid=f"{self.nodeid}::{rule.id}", area=self.area, rule_id=rule.id)
@@ -159,7 +161,7 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(session, config, items) -> None:
     if not config.getoption("asyncspec_target"):
         return
-    from ..spec import machines
+    from asyncspec.spec import machines
 
     known = machines()
     areas = config.getoption("asyncspec_area") or sorted(known)

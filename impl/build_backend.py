@@ -3,7 +3,8 @@
 pyproject.toml cannot pass setuptools the `cffi_modules` keyword that builds
 an API-mode (out-of-line) cffi extension, and the repository has no setup.py.
 This backend is setuptools' own, with `setup()` called with that keyword.
-Everything else (metadata, packages) comes from pyproject.toml.
+The package list is found below (every folder with an __init__.py);
+everything else (metadata, package data) comes from pyproject.toml.
 
 The fibers' extension also compiles an assembly file (`.S`: assembly run
 through the C preprocessor).  setuptools' compilers only accept C-family
@@ -11,6 +12,7 @@ source extensions, so build_ext below adds ".S" to the Unix compiler's list;
 the C compiler driver assembles such files itself.
 """
 
+import os
 import platform
 import sys
 
@@ -39,11 +41,28 @@ class build_ext(_build_ext):
         super().build_extensions()
 
 
+# The repository's top-level folders are the subpackages of `asyncspec`
+# (pyproject.toml maps the package to "."); every folder below them with an
+# __init__.py is a package.
+SUBPACKAGES = ("spec", "model", "impl", "conformance")
+
+
+def packages(root: str = ".") -> list[str]:
+    found = []
+    for top in SUBPACKAGES:
+        for folder, dirs, files in os.walk(os.path.join(root, top)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d != "site")
+            if "__init__.py" in files:
+                rel = os.path.relpath(folder, root)
+                found.append("asyncspec." + rel.replace(os.sep, "."))
+    return found
+
+
 class _Backend(_setuptools_backend._BuildMetaBackend):
     def run_setup(self, setup_script="setup.py"):
         import setuptools
 
-        setuptools.setup(cffi_modules=CFFI_MODULES, cmdclass={"build_ext": build_ext})
+        setuptools.setup(packages=packages(), cffi_modules=CFFI_MODULES, cmdclass={"build_ext": build_ext})
 
 
 _backend = _Backend()

@@ -87,8 +87,8 @@ def observations(machine: Machine, profile: Profile, steps, choices) -> list:
 
 def violation(cx: Counterexample, target: str):
     """The run as a `Violation` of the property's rules (steps checked by replay)."""
-    from ..conformance.bridge import Violation
-    from ..conformance.replay import ModelTarget, replay
+    from ..conformance.engine.verdicts import Violation
+    from ..conformance.engine.replay import ModelTarget, replay
 
     obs = observations(cx.machine, cx.profile, cx.steps, cx.choices)
     run = replay(cx.machine, cx.profile, ModelTarget(obs), cx.steps)
@@ -100,7 +100,7 @@ def violation(cx: Counterexample, target: str):
 
 def save(cx: Counterexample, out_dir: str, formats=("svg",)) -> tuple[dict, str]:
     """Write the counterexample files; (paths by kind, a note on any drawing not made)."""
-    from ..conformance.counterexample import save as save_files
+    from ..conformance.output.counterexample import save as save_files
 
     target = TARGETS[cx.machine.area]
     return save_files(violation(cx, target), target, out_dir, formats=formats)

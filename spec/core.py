@@ -293,6 +293,63 @@ class Machine:
         return RULES.area(self.area)
 
 
+# --------------------------------------------------------------------- areas
+
+
+@dataclass(frozen=True)
+class Area:
+    """One area of the spec: everything the other readings need to find it.
+
+    ``machines`` are its state machines, the main one first (an area may
+    have one per dialect: readiness has epoll's and kqueue's).  ``features``
+    are the optional target capabilities its rules and actions may need,
+    each with what it means: a target, a rule or an action naming any other
+    feature is an error (`unknown_features`), never a silent n/a.
+    """
+
+    name: str
+    machines: tuple[Machine, ...]
+    features: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.machines:
+            raise ValueError(f"area {self.name!r} has no machine")
+        for m in self.machines:
+            if m.area != self.name:
+                raise ValueError(f"area {self.name!r} lists machine of area {m.area!r}")
+        for r in self.rules():
+            bad = self.unknown_features(r.features)
+            if bad:
+                raise ValueError(f"rule {r.id} needs undeclared feature(s) {', '.join(bad)} (area {self.name} declares: {self.feature_list()})")
+
+    @property
+    def machine(self) -> Machine:
+        """The main machine."""
+        return self.machines[0]
+
+    def rules(self) -> list[Rule]:
+        return RULES.area(self.name)
+
+    def profiles(self) -> list[Profile]:
+        return [p for m in self.machines for p in m.profiles]
+
+    def machine_for(self, profile: str | None = None) -> Machine:
+        """The machine that has ``profile`` (default: the main one)."""
+        if profile is None:
+            return self.machine
+        for m in self.machines:
+            if any(p.name == profile for p in m.profiles):
+                return m
+        known = ", ".join(p.name for p in self.profiles())
+        raise KeyError(f"{self.name} has no profile {profile!r} (known: {known})")
+
+    def unknown_features(self, names: Iterable[str]) -> list[str]:
+        return sorted(set(names) - set(self.features))
+
+    def feature_list(self) -> str:
+        return ", ".join(sorted(self.features)) or "none"
+
+
 # ----------------------------------------------------------- belief tracking
 
 

@@ -16,7 +16,7 @@ environment, so the runner's worker processes load them from there.
 
 from __future__ import annotations
 
-from asyncspec.conformance.targets.impl_waker import ImplWaker
+from asyncspec.conformance.targets.impl.waker import ImplWaker
 from variant_builds import variant_api as _variant_api
 
 DIR_ENV = "ASYNCSPEC_BROKEN_EXECUTORS_DIR"

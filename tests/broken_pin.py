@@ -9,7 +9,7 @@ reference pin target's own code, given to `asyncspec run pin` as a
 
 from __future__ import annotations
 
-from asyncspec.conformance.targets.impl_pin import ImplPin
+from asyncspec.conformance.targets.impl.pin import ImplPin
 from broken_switchers import VariantBuild
 
 

@@ -6,8 +6,8 @@ Each is the reference reactor with one classic bug planted, given to
 
 from __future__ import annotations
 
-from asyncspec.conformance.readiness import Interest
-from asyncspec.conformance.targets.impl_reactor import ImplReactor
+from asyncspec.conformance.areas.readiness.target import Interest
+from asyncspec.conformance.targets.impl.reactor import ImplReactor
 from asyncspec.spec.readiness.machine import HUP
 
 

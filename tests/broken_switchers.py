@@ -26,7 +26,7 @@ there instead of compiling again) and imported once per process.
 
 from __future__ import annotations
 
-from asyncspec.conformance.targets.impl_fiber import ImplFiber
+from asyncspec.conformance.targets.impl.fiber import ImplFiber
 from variant_builds import variant_api as _variant_api
 
 DIR_ENV = "ASYNCSPEC_BROKEN_SWITCHERS_DIR"

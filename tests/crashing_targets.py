@@ -6,7 +6,7 @@ import ctypes
 import os
 import time
 
-from asyncspec.conformance.targets.stdlib_epoll import StdlibEpoll
+from asyncspec.conformance.targets.python.stdlib_epoll import StdlibEpoll
 
 
 class SegfaultsOnSecondPoll(StdlibEpoll):

@@ -12,7 +12,7 @@ others are reported as not applicable.
 
 import select
 
-from asyncspec.conformance.readiness import KNOWN_FLAGS, LinuxSources
+from asyncspec.conformance.areas.readiness import KNOWN_FLAGS, LinuxSources
 
 
 class PollTarget(LinuxSources):

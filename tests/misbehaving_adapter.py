@@ -19,8 +19,8 @@ import signal
 import sys
 import time
 
-from asyncspec.conformance.adapters import serve as served
-from asyncspec.conformance.targets.stdlib_epoll import StdlibEpoll
+from asyncspec.conformance.process import serve as served
+from asyncspec.conformance.targets.python.stdlib_epoll import StdlibEpoll
 
 
 def main() -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import platform
 
 import pytest
-from asyncspec.conformance.replay import ModelTarget, replay
-from asyncspec.conformance.runner import FAIL, PASS, run
+from asyncspec.conformance.engine.replay import ModelTarget, replay
+from asyncspec.conformance.engine.verdicts import FAIL, PASS
+from asyncspec.conformance.engine.runner import run
 from asyncspec.spec.fiber import MACHINE, layout
 
 X86 = MACHINE.profile("sysv-x86_64")

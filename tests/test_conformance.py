@@ -8,8 +8,9 @@ import sys
 import pytest
 from asyncspec.conformance import targets
 from asyncspec.conformance.cli import main
-from asyncspec.conformance.replay import replay
-from asyncspec.conformance.runner import FAIL, NA, PASS, UsageError, run
+from asyncspec.conformance.engine.replay import replay
+from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS
+from asyncspec.conformance.engine.runner import UsageError, run
 from asyncspec.spec.readiness import MACHINE
 from leaks import open_fds
 
@@ -125,8 +126,8 @@ def test_runs_leak_no_fds(target):
 
 
 def test_counterexample_file_replays_to_the_same_verdict(tmp_path, capsys):
-    from asyncspec.conformance.counterexample import BadCounterexample, read
-    from asyncspec.conformance.runner import replay_file
+    from asyncspec.conformance.output.counterexample import BadCounterexample, read
+    from asyncspec.conformance.engine.runner import replay_file
 
     out = tmp_path / "out"
     assert main(["run", "readiness", "-t", "broken_reactors:StaleToken", "-q", "--out", str(out)]) == 1

@@ -13,8 +13,8 @@ import re
 import pytest
 
 from asyncspec.conformance import targets
-from asyncspec.conformance.diagrams import dot_digest, explore, stamp_of
-from asyncspec.conformance.docs import area_views, write_docs
+from asyncspec.conformance.docgen.diagrams import dot_digest, explore, stamp_of
+from asyncspec.conformance.docgen.pages import area_views, write_docs
 from asyncspec.model.prove import PROPERTIES
 from asyncspec.spec import RULES, all_machines, machines
 
@@ -124,6 +124,6 @@ def test_the_matrix_lists_the_current_rules_and_targets():
         assert "| TGT-1 (the target survives every step) |" in section
         assert rows == [r.id for r in RULES.area(area)], f"the {area} matrix is stale: run `asyncspec docs --matrix`"
         header = next(line for line in section.splitlines() if line.startswith("| rule |"))
-        assert re.findall(r"`([^`]+)`", header) == sorted(targets.BUILTIN.get(area, {})), f"{area}: targets changed"
+        assert re.findall(r"`([^`]+)`", header) == sorted(targets.builtin(area)), f"{area}: targets changed"
         for link in re.findall(r"\]\((counterexamples/[^)]+)\)", section):
             assert os.path.exists(os.path.join(DOCS, link)), link

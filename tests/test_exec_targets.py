@@ -8,15 +8,16 @@ import shlex
 import sys
 
 import pytest
-from asyncspec.conformance.exec_target import ProtocolError, check, schema
-from asyncspec.conformance.runner import PASS, UsageError, run
+from asyncspec.conformance.process.exec_target import ProtocolError, check, schema
+from asyncspec.conformance.engine.verdicts import PASS
+from asyncspec.conformance.engine.runner import UsageError, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVE = f"{shlex.quote(sys.executable)} -m asyncspec.conformance.adapters.serve"
+SERVE = f"{shlex.quote(sys.executable)} -m asyncspec.conformance.process.serve"
 
 
 def test_a_python_target_served_over_the_protocol_conforms(no_leaks):
-    res = run("readiness", f"exec:{SERVE} asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll", max_examples=60, seed=1)
+    res = run("readiness", f"exec:{SERVE} asyncspec.conformance.targets.python.stdlib_epoll:StdlibEpoll", max_examples=60, seed=1)
     assert res.ok, res.failure
     assert res.target == "stdlib-epoll"  # the name comes from the adapter's hello
     status = {r.rule.id: r.status for r in res.results}
@@ -56,7 +57,7 @@ def test_a_bad_handshake_makes_the_target_unavailable(no_leaks):
     with pytest.raises(UsageError, match="not found on PATH"):
         run("readiness", "exec:no-such-adapter-anywhere --x", max_examples=1)
     with pytest.raises(UsageError, match="implements area 'readiness', not 'fiber'"):
-        run("fiber", f"exec:{SERVE} asyncspec.conformance.targets.stdlib_epoll:StdlibEpoll", max_examples=1)
+        run("fiber", f"exec:{SERVE} asyncspec.conformance.targets.python.stdlib_epoll:StdlibEpoll", max_examples=1)
 
 
 def test_an_adapter_claims_its_profiles_and_rules(no_leaks):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from asyncspec.conformance.replay import ModelTarget, replay
-from asyncspec.conformance.runner import NA, PASS, run
+from asyncspec.conformance.engine.replay import ModelTarget, replay
+from asyncspec.conformance.engine.verdicts import NA, PASS
+from asyncspec.conformance.engine.runner import run
 from asyncspec.spec.fiber import MACHINE, layout
 from asyncspec.spec.fiber.machine import FP_CONTROL_MASK, FP_STATES, reg_values
 

@@ -4,8 +4,9 @@ and greenlet checked against the lifecycle rules."""
 from __future__ import annotations
 
 import pytest
-from asyncspec.conformance.replay import ModelTarget, NotEnabled, replay
-from asyncspec.conformance.runner import NA, PASS, run
+from asyncspec.conformance.engine.replay import ModelTarget, NotEnabled, replay
+from asyncspec.conformance.engine.verdicts import NA, PASS
+from asyncspec.conformance.engine.runner import run
 from asyncspec.spec.fiber import MACHINE, layout
 from hypothesis import given
 from hypothesis import strategies as st

@@ -8,8 +8,8 @@ be among the allowed outcomes), and each near-miss must be rejected.
 from __future__ import annotations
 
 import pytest
-from asyncspec.conformance.replay import ModelTarget, replay
-from asyncspec.conformance.runner import UsageError, run
+from asyncspec.conformance.engine.replay import ModelTarget, replay
+from asyncspec.conformance.engine.runner import UsageError, run
 from asyncspec.spec import RULES, machine_for
 
 MACHINE = machine_for("readiness", "bsd-kqueue")
@@ -203,7 +203,7 @@ def test_kqueue_profile_needs_a_kqueue_target():
 def test_kqueue_machine_runs_under_the_bridge_with_its_own_model():
     # Drive the kqueue machine by Hypothesis with the model answering itself:
     # every listed outcome must be reachable and keep the invariants.
-    from asyncspec.conformance.bridge import build
+    from asyncspec.conformance.engine.bridge import build
     from asyncspec.conformance.target import Target
     from asyncspec.spec.core import check_step
     from hypothesis import HealthCheck, settings

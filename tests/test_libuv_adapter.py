@@ -1,5 +1,5 @@
 """The `libuv` target: libuv's uv_poll_t through the C adapter
-conformance/adapters/libuv/adapter.c, spoken to over the `exec:` protocol.
+conformance/targets/c/libuv/adapter.c, spoken to over the `exec:` protocol.
 
 What it claims: level, flags, rdhup, eventfd, dup.  Where libuv departs from
 a claimed rule the run shows it; these are the departures found (libuv
@@ -32,11 +32,12 @@ import time
 
 import pytest
 from asyncspec.conformance import targets
-from asyncspec.conformance.adapters.libuv import build as uvbuild
-from asyncspec.conformance.exec_target import PROTOCOL, check, exec_target, schema
-from asyncspec.conformance.replay import NotEnabled, replay
-from asyncspec.conformance.runner import FAIL, NA, PASS, UNTESTED, run
-from asyncspec.conformance.selection import Selection
+from asyncspec.conformance.targets.c.libuv import build as uvbuild
+from asyncspec.conformance.process.exec_target import PROTOCOL, check, exec_target, schema
+from asyncspec.conformance.engine.replay import NotEnabled, replay
+from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, UNTESTED
+from asyncspec.conformance.engine.runner import run
+from asyncspec.conformance.engine.selection import Selection
 from asyncspec.spec import RULES
 from asyncspec.spec.readiness import MACHINE
 from asyncspec.spec.readiness.machine import ERR, HUP, IN, OUT, RDHUP
@@ -300,7 +301,7 @@ def test_steps_beyond_the_claims_never_crash_it_and_nothing_leaks(exe, no_leaks)
 
 
 def test_fds_are_placed_like_linux_sources(exe, no_leaks):
-    from asyncspec.conformance.readiness import _fd_base
+    from asyncspec.conformance.areas.readiness.target import _fd_base
 
     s = Session(exe)
     s.send({"type": "hello", "protocol": PROTOCOL, "area": "readiness"})
@@ -370,4 +371,4 @@ def test_targets_lists_it(libuv, capsys):
     line = next(line for line in out.splitlines() if line.split()[:1] == ["libuv"])
     assert "available" in line
     assert "features: " + ", ".join(FEATURES) in out
-    assert sys.modules["asyncspec.conformance.targets.libuv_target"].Libuv is libuv
+    assert sys.modules["asyncspec.conformance.targets.c.libuv_target"].Libuv is libuv

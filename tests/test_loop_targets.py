@@ -13,8 +13,9 @@ import threading
 import pytest
 from asyncspec.conformance import targets
 from asyncspec.conformance.cli import main
-from asyncspec.conformance.replay import replay
-from asyncspec.conformance.runner import FAIL, NA, PASS, run
+from asyncspec.conformance.engine.replay import replay
+from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS
+from asyncspec.conformance.engine.runner import run
 from asyncspec.spec import RULES
 from asyncspec.spec.readiness import MACHINE
 from leaks import open_fds

@@ -169,7 +169,7 @@ def test_a_oneshot_that_does_not_disarm_is_refuted_with_a_replayable_run(fresh_r
     assert data["steps"][-1]["observed"], "the weakened spec's second oneshot event is recorded"
     assert os.path.exists(files["itf"]) and os.path.exists(files["dot"])
     monkeypatch.undo()  # replay against the real spec and the reference reactor
-    from asyncspec.conformance.runner import replay_file
+    from asyncspec.conformance.engine.runner import replay_file
 
     for target in (None, "impl"):
         _data, result = replay_file(files["json"], target, isolate=False)

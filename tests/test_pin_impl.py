@@ -8,7 +8,9 @@ import platform
 
 import pytest
 
-from asyncspec.conformance.runner import FAIL, run
+from asyncspec.conformance.engine.verdicts import FAIL
+
+from asyncspec.conformance.engine.runner import run
 
 pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the fiber switcher is x86-64 only here")
 
@@ -101,8 +103,8 @@ def test_a_runtime_that_lets_safe_code_move_a_started_fiber_is_caught():
 
 from pin_scenarios import SCENARIOS  # noqa: E402
 
-from asyncspec.conformance.replay import replay  # noqa: E402
-from asyncspec.conformance.targets.impl_pin import ImplPin  # noqa: E402
+from asyncspec.conformance.engine.replay import replay  # noqa: E402
+from asyncspec.conformance.targets.impl.pin import ImplPin  # noqa: E402
 from asyncspec.spec.pin import MACHINE  # noqa: E402
 
 FOR_IMPL = [s for s in SCENARIOS if s.needs <= ImplPin.features]

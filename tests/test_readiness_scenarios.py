@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from asyncspec.conformance import targets
-from asyncspec.conformance.readiness import LinuxSources
-from asyncspec.conformance.replay import ModelTarget, replay
+from asyncspec.conformance.areas.readiness import LinuxSources
+from asyncspec.conformance.engine.replay import ModelTarget, replay
 from asyncspec.spec import RULES
 from asyncspec.spec.readiness import MACHINE
 from asyncspec.spec.readiness.machine import IN, OUT

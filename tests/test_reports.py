@@ -11,12 +11,15 @@ import platform
 import xml.etree.ElementTree as ET
 
 import pytest
-from asyncspec.conformance import itf, render, report
-from asyncspec.conformance.bridge import Recorder, Step, Violation
+from asyncspec.conformance.output import itf
+from asyncspec.conformance.output import render
+from asyncspec.conformance.output import report
+from asyncspec.conformance.engine.verdicts import Recorder, Step, Violation
 from asyncspec.conformance.cli import main
-from asyncspec.conformance.counterexample import read, save, to_data
-from asyncspec.conformance.runner import FAIL, NA, PASS, UNTESTED, WARN, Finding, RunResult, replay_file, run
-from asyncspec.conformance.selection import EXCLUDED, NOT_SELECTED, SHOULD_ONLY, BadSelection, Selection
+from asyncspec.conformance.output.counterexample import read, save, to_data
+from asyncspec.conformance.engine.verdicts import FAIL, Finding, NA, PASS, RunResult, UNTESTED, WARN
+from asyncspec.conformance.engine.runner import replay_file, run
+from asyncspec.conformance.engine.selection import EXCLUDED, NOT_SELECTED, SHOULD_ONLY, BadSelection, Selection
 from asyncspec.spec import RULES, all_machines
 
 import browser

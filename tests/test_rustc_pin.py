@@ -16,10 +16,15 @@ import time
 import pytest
 from pin_scenarios import RULES_COVERED, SCENARIOS
 
-from asyncspec.conformance import runner, rustpin
-from asyncspec.conformance.replay import ModelTarget, replay
-from asyncspec.conformance.runner import FAIL, PASS, UsageError, run
-from asyncspec.conformance.targets.rustc_pin import RustcPin
+from asyncspec.conformance.engine import runner
+from asyncspec.conformance.engine.verdicts import Violation
+from asyncspec.conformance.output import text
+
+from asyncspec.conformance.targets.rust.pin import oracle as rustpin
+from asyncspec.conformance.engine.replay import ModelTarget, replay
+from asyncspec.conformance.engine.verdicts import FAIL, PASS
+from asyncspec.conformance.engine.runner import UsageError, run
+from asyncspec.conformance.targets.rust.rustc_pin import RustcPin
 from asyncspec.spec import machine_for
 from asyncspec.spec.core import Outcome
 from asyncspec.spec.pin import machine as PM
@@ -39,7 +44,7 @@ def test_a_run_of_200_traces_conforms_and_compiles_in_batches():
     RustcPin.forget()  # compile everything afresh: this is the measurement
     res = run("pin", "rustc", max_examples=200, seed=1)
     print(f"\n  rustc pin: {res.recorder.examples} traces, {res.recorder.steps} steps in {res.seconds:.1f} s")
-    assert res.ok, runner.format_result(res)
+    assert res.ok, text.format_result(res)
     assert res.recorder.examples == 200
     status = {r.rule.id: r.status for r in res.results}
     assert FAIL not in status.values()
@@ -94,14 +99,14 @@ def set_without_drop(w, a, p):
     ids=["get_mut_allowed_on_unpin", "set_not_dropping"],
 )
 def test_a_wrong_model_is_caught_with_a_short_counterexample(monkeypatch, tmp_path, action, outcomes, rules):
-    from asyncspec.conformance.counterexample import save
+    from asyncspec.conformance.output.counterexample import save
 
     _broken(monkeypatch, action, outcomes)
     res = run("pin", "rustc", max_examples=200, seed=2)
     assert res.failure is not None, f"the wrong {action} was not caught"
     v = res.failure
-    assert v.rules[0] in rules, runner.format_failure(v)
-    assert len(v.steps) <= 8, runner.format_failure(v)
+    assert v.rules[0] in rules, text.format_failure(v)
+    assert len(v.steps) <= 8, text.format_failure(v)
     assert v.steps[-1].action == action
     # A counterexample like any other: saved, drawn, replayable.
     files, note = save(v, "rustc", str(tmp_path))
@@ -136,7 +141,7 @@ def test_the_scenarios_demonstrate_every_pin_rule():
 def test_scenario_is_exactly_what_the_model_allows(sc):
     seen: set = set()
     r = replay(MACHINE, PROFILE, ModelTarget(sc.expected()), sc.actions(), on_step=_rules_seen(seen))
-    assert r.ok, runner.format_failure(runner.Violation("pin", PROFILE.name, "model", r.steps))
+    assert r.ok, text.format_failure(Violation("pin", PROFILE.name, "model", r.steps))
     assert len(r.steps) == len(sc.steps)
     for s, expected in zip(r.steps, sc.expected()):
         assert s.allowed == (expected,), f"step {s.index} {s.call()}: the spec allows {s.allowed}"
@@ -150,7 +155,7 @@ def test_scenario_is_what_rustc_does(sc):
     t = RustcPin()
     t.open()
     r = replay(MACHINE, PROFILE, t, sc.actions())
-    assert r.ok, runner.format_failure(runner.Violation("pin", PROFILE.name, "rustc", r.steps))
+    assert r.ok, text.format_failure(Violation("pin", PROFILE.name, "rustc", r.steps))
     assert [s.observed for s in r.steps] == sc.expected()
 
 

@@ -19,7 +19,7 @@ import zlib
 import pytest
 
 import browser
-from asyncspec.conformance.docs import area_views
+from asyncspec.conformance.docgen.pages import area_views
 from asyncspec.spec import RULES, machines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +31,7 @@ needs_chromium = pytest.mark.skipif(browser.chromium() is None, reason="no chrom
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from asyncspec.conformance.site import build_site
+    from asyncspec.conformance.docgen.site import build_site
 
     out = tmp_path_factory.mktemp("site")
     index, warnings = build_site(DOCS, str(out / "site"))
@@ -202,8 +202,8 @@ def test_getting_started_example_runs_as_the_page_says(tmp_path):
 
 def test_docs_command_builds_the_site(tmp_path, monkeypatch):
     """`asyncspec docs --out DIR` writes the Markdown, the drawings and the site (prove stubbed: test_docs runs it)."""
-    from asyncspec.conformance import cli, docs
-
+    from asyncspec.conformance import cli
+    from asyncspec.conformance.docgen import pages as docs
     monkeypatch.setattr(docs, "proof_outcomes", lambda report=None: [])
     out = tmp_path / "docs"
     out.mkdir()

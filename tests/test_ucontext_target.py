@@ -6,8 +6,9 @@ import signal
 import sys
 
 import pytest
-from asyncspec.conformance.replay import replay
-from asyncspec.conformance.runner import NA, PASS, run
+from asyncspec.conformance.engine.replay import replay
+from asyncspec.conformance.engine.verdicts import NA, PASS
+from asyncspec.conformance.engine.runner import run
 from asyncspec.spec.fiber import MACHINE
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the ucontext peer is Linux only")
@@ -17,7 +18,7 @@ UCONTEXT = MACHINE.profile("ucontext")
 
 @pytest.fixture
 def target():
-    from asyncspec.conformance.targets.ucontext_target import UcontextTarget
+    from asyncspec.conformance.targets.c.ucontext_target import UcontextTarget
 
     if UcontextTarget.unavailable():
         pytest.skip(UcontextTarget.unavailable())

@@ -4,8 +4,9 @@ and each deliberately broken executor is caught with a short counterexample."""
 from __future__ import annotations
 
 import pytest
-from asyncspec.conformance.counterexample import read, save
-from asyncspec.conformance.runner import FAIL, NA, PASS, replay_file, run
+from asyncspec.conformance.output.counterexample import read, save
+from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS
+from asyncspec.conformance.engine.runner import replay_file, run
 
 
 @pytest.mark.parametrize("target", ["impl", "rust-std"])

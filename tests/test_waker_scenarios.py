@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asyncspec.conformance import targets
-from asyncspec.conformance.replay import ModelTarget, replay
+from asyncspec.conformance.engine.replay import ModelTarget, replay
 from asyncspec.spec import RULES
 from asyncspec.spec.waker import MACHINE
 from waker_scenarios import SCENARIOS
@@ -36,7 +36,7 @@ def test_every_rule_has_a_scenario():
     assert covered <= {r.id for r in RULES}
 
 
-TARGETS = sorted(targets.BUILTIN["waker"])
+TARGETS = sorted(targets.builtin("waker"))
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 import pytest
-from asyncspec.conformance.runner import FAIL, run
+from asyncspec.conformance.engine.verdicts import FAIL
+from asyncspec.conformance.engine.runner import run
 from leaks import children
 
 

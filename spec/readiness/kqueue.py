@@ -35,98 +35,29 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
-from ..core import Action, Machine, Outcome, Param, Profile, rule
+from ..core import Action, Machine, Outcome, Param, Profile
 from ..logic import all_, any_, ite, not_
 from . import machine as E
-from .rules import AREA
+from .rules import (
+    AREA,
+    KQUEUE,
+    KQ_FILTERS,
+    KQ_LEVEL,
+    KQ_CLEAR,
+    KQ_ONESHOT,
+    KQ_DISPATCH,
+    KQ_EOF,
+    KQ_ADD_MODIFIES,
+    KQ_ERRORS,
+    KQ_CLOSE,
+    KQ_NEVENTS,
+    KQ_DATA,
+    KQ_DISABLED,
+)
 
-KQUEUE = "bsd-kqueue"
 READ, WRITE = 0, 1
 FILTERS = ("read", "write")
 FILTER_NAMES = ("EVFILT_READ", "EVFILT_WRITE")
-MAN = "kqueue(2) (FreeBSD 14, macOS)"
-
-
-def _r(id, statement, source, **kw):
-    return rule(id, statement, source=source, profiles=[KQUEUE], area=AREA, **kw)
-
-
-KQ_FILTERS = _r(
-    "RDY-KQ-1",
-    """EVFILT_READ and EVFILT_WRITE of one fd are separate registrations, each
-    with its own udata and flags; deleting one leaves the other.""",
-    f"{MAN} 'kevent() ... identified by the (ident, filter) pair'",
-)
-KQ_LEVEL = _r(
-    "RDY-KQ-2",
-    """Without EV_CLEAR an enabled knote is returned by every kevent() call
-    while its condition holds: data to read (or EOF) for EVFILT_READ, room to
-    write (or EOF) for EVFILT_WRITE.""",
-    f"{MAN} EVFILT_READ, EVFILT_WRITE",
-)
-KQ_CLEAR = _r(
-    "RDY-KQ-3",
-    """With EV_CLEAR, once a knote is returned its state is reset: it is not
-    returned again until new activity on the source (a write, a read by the
-    peer, a close or shutdown), even while the condition still holds.""",
-    f"{MAN} EV_CLEAR",
-)
-KQ_ONESHOT = _r(
-    "RDY-KQ-4",
-    """With EV_ONESHOT a knote is returned once and then deleted: deleting
-    or enabling it afterwards fails with ENOENT.""",
-    f"{MAN} EV_ONESHOT",
-)
-KQ_DISPATCH = _r(
-    "RDY-KQ-5",
-    """With EV_DISPATCH a knote is disabled as soon as it is returned, and
-    returned again only after EV_ENABLE (it stays registered).""",
-    f"{MAN} EV_DISPATCH",
-)
-KQ_EOF = _r(
-    "RDY-KQ-6",
-    """EVFILT_READ returns with EV_EOF once the last writer closed or the
-    peer shut down its write side, with data = the bytes still readable;
-    EVFILT_WRITE returns with EV_EOF once the reader closed.""",
-    f"{MAN} EVFILT_READ ('when the last writer disconnects, the filter will set EV_EOF'), EVFILT_WRITE",
-)
-KQ_ADD_MODIFIES = _r(
-    "RDY-KQ-7",
-    """EV_ADD of a knote that exists modifies it (udata and flags) instead of
-    adding a duplicate, and enables it.""",
-    f"{MAN} EV_ADD ('Re-adding an existing event will modify the parameters')",
-)
-KQ_ERRORS = _r(
-    "RDY-KQ-8",
-    """EV_DELETE, EV_ENABLE or EV_DISABLE of a knote that does not exist fails
-    with ENOENT; any change on a closed fd fails with EBADF; a failed change
-    changes nothing.""",
-    f"{MAN} ERRORS ENOENT, EBADF",
-)
-KQ_CLOSE = _r(
-    "RDY-KQ-9",
-    """close() of an fd removes every knote of that fd, even while a dup of
-    it keeps the file open.""",
-    f"{MAN} 'Calling close() on a file descriptor will remove any kevents that reference the descriptor'",
-)
-KQ_NEVENTS = _r(
-    "RDY-KQ-10",
-    """kevent() returns at most nevents events, exactly nevents when more
-    knotes are ready; nevents 0 returns nothing and is no error.""",
-    f"{MAN} kevent() 'nevents'",
-)
-KQ_DATA = _r(
-    "RDY-KQ-11",
-    """A returned EVFILT_READ event's data is the number of bytes available
-    to read.""",
-    f"{MAN} EVFILT_READ ('data contains the number of bytes')",
-)
-KQ_DISABLED = _r(
-    "RDY-KQ-12",
-    """A disabled knote is never returned; its filter still runs, so activity
-    while disabled is reported once it is enabled again.""",
-    f"{MAN} EV_DISABLE ('the filter itself is not disabled')",
-)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ reported as not applicable, never silently passed.
 from __future__ import annotations
 
 import tinyloop
-from asyncspec.conformance.readiness import LinuxSources
+from asyncspec.conformance.areas.readiness import LinuxSources
 from asyncspec.spec.readiness.machine import ERR, HUP, IN, OUT
 
 
