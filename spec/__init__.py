@@ -1,7 +1,8 @@
 """The spec: every area's rules and state machine, written once.
 
-`AREAS` is the single list of the built-in areas: each is a subpackage
-exporting one `Area` record (its machines and declared target features).
+`AREAS` is the single list of the built-in areas: every subpackage here
+that exports one `Area` record named ``AREA`` (its machines and declared
+target features) is one, so adding an area is adding its package.
 Everything else finds an area through `areas()` here; an area defined
 outside this package (a tiny one in the tests) is added with `register`.
 """
@@ -9,24 +10,29 @@ outside this package (a tiny one in the tests) is added with `register`.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from . import target  # noqa: F401  (TGT-1, the rule every area shares, is registered with the rest)
 from .core import RULES, Action, Area, Machine, Outcome, Param, Profile, Rule
 
-AREAS = ("readiness", "fiber", "waker", "pin")
-
-_registered: dict[str, Area] = {}
 
 
 def _builtin() -> dict[str, Area]:
     out = {}
-    for name in AREAS:
-        area = importlib.import_module(f"{__name__}.{name}").AREA
-        out[area.name] = area
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        area = getattr(importlib.import_module(f"{__name__}.{info.name}"), "AREA", None)
+        if isinstance(area, Area):
+            out[area.name] = area
     return out
 
 
 _BUILTIN = _builtin()
+#: The built-in areas, by name (sorted).
+AREAS = tuple(_BUILTIN)
+
+_registered: dict[str, Area] = {}
 
 
 def register(area: Area) -> Area:

@@ -305,11 +305,17 @@ class Area:
     are the optional target capabilities its rules and actions may need,
     each with what it means: a target, a rule or an action naming any other
     feature is an error (`unknown_features`), never a silent n/a.
+    ``overview`` and ``machine_doc`` are what the generated docs say of it.
     """
 
     name: str
     machines: tuple[Machine, ...]
     features: Mapping[str, str] = field(default_factory=dict)
+    #: What the area is about, and how its machine is built (the generated
+    #: docs' overview and machine sections): its rules' and its machine's
+    #: module docstrings.
+    overview: str = ""
+    machine_doc: str = ""
 
     def __post_init__(self) -> None:
         if not self.machines:

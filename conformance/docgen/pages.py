@@ -40,6 +40,7 @@ import re
 from typing import Callable
 
 from asyncspec.spec import RULES, all_machines, machines
+from asyncspec.spec import area as spec_area
 from asyncspec.conformance import targets
 from asyncspec.conformance.areas import conformance
 from asyncspec.conformance.docgen.diagrams import default_view, dot_digest, explore, render_svg, stamp_of, to_dot
@@ -56,10 +57,10 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _doc_of(module) -> str:
-    """A module's docstring as Markdown: its underlined section titles become
+def _doc_of(doc: str) -> str:
+    """A docstring as Markdown: its underlined section titles become
     level-3 headings (under the page's own level-2 ones)."""
-    text = inspect.getdoc(module) or ""
+    text = inspect.cleandoc(doc or "")
     return re.sub(r"^(\S[^\n]*)\n[-=]{3,}$", r"### \1", text, flags=re.M)
 
 
@@ -68,16 +69,12 @@ def _areas() -> list[str]:
 
 
 def area_overview(area: str) -> str:
-    """The area's own description: its rules module's docstring."""
-    import importlib
-
-    return _doc_of(importlib.import_module(f"asyncspec.spec.{area}.rules"))
+    """The area's own description (its rules module's docstring)."""
+    return _doc_of(spec_area(area).overview)
 
 
 def machine_doc(area: str) -> str:
-    import importlib
-
-    return _doc_of(importlib.import_module(f"asyncspec.spec.{area}.machine"))
+    return _doc_of(spec_area(area).machine_doc)
 
 
 def _anchor(rule_id: str) -> str:

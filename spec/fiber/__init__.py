@@ -1,11 +1,13 @@
 """The fiber area: stackful context switching, its lifecycle and its ABI rules."""
 
 from ..core import Area
-from . import layout, rules
+from . import machine, layout, rules
 from .machine import MACHINE
 
 AREA = Area(
     name=rules.AREA,
+    overview=rules.__doc__,
+    machine_doc=machine.__doc__,
     machines=(MACHINE,),
     features={
         "nested": "a fiber may resume another fiber (the resumer is the one it yields to)",

@@ -1,11 +1,13 @@
 """The pin area: Rust's pinning contract as typestate (see rules.py and machine.py)."""
 
 from ..core import Area
-from . import rules
+from . import machine, rules
 from .machine import MACHINE
 
 AREA = Area(
     name=rules.AREA,
+    overview=rules.__doc__,
+    machine_doc=machine.__doc__,
     machines=(MACHINE,),
     features={
         "rust": "the statements only Rust has (Pin::set, mem::replace through a pin, projections, get_unchecked_mut, pin!)",

@@ -2,11 +2,13 @@
 and kqueue's filters under the `bsd-kqueue` profile."""
 
 from ..core import Area
-from . import kqueue, rules
+from . import kqueue, machine, rules
 from .machine import MACHINE, Slot, World
 
 AREA = Area(
     name=rules.AREA,
+    overview=rules.__doc__,
+    machine_doc=machine.__doc__,
     machines=(MACHINE, kqueue.MACHINE),
     features={
         "level": "level-triggered registrations",

@@ -1,11 +1,13 @@
 """The waker area: the RawWakerVTable contract, task notification, AtomicWaker."""
 
 from ..core import Area
-from . import rules
+from . import machine, rules
 from .machine import MACHINE
 
 AREA = Area(
     name=rules.AREA,
+    overview=rules.__doc__,
+    machine_doc=machine.__doc__,
     machines=(MACHINE,),
     features={
         "bare": "tasks with a plain counting vtable, outside any executor",
