@@ -212,7 +212,9 @@ class Action:
     (next state, rules) pairs for ``obs``, empty when ``obs`` is not allowed,
     or None to let the listed outcomes decide (in stricter profiles).  A
     triple (next state, rules, breaks) is a known deviation, as an
-    `Outcome` with ``breaks``.
+    `Outcome` with ``breaks``.  ``rules`` names, statically, what such a
+    relation may name besides the listed outcomes' rules (it is also the
+    last resort of ``violated_rules``).
     """
 
     name: str

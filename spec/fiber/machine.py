@@ -239,6 +239,7 @@ ENTRY = Action(
     ],  # fmt: skip
     accepts=entry_accepts,
     explain=entry_explain,
+    rules=(R.X86_ENTRY_ALIGN, R.A64_SP_ALIGN, R.STACK_DOWN, R.FP_CHAIN),
     requires=lambda w, a: frozenset({"abi", "stack"}),
     doc="Start a fiber on a fresh stack (mapped, or caller memory at an offset) and record sp and fp at its entry "
     "(and the stack's usable range, where the target can tell).",
@@ -247,11 +248,17 @@ ENTRY = Action(
 REGS = Action(
     "regs",
     (Param("seed", REG_SEEDS),),
-    lambda w, a, p: p.x86,
-    lambda w, a, p: [Outcome(("regs", reg_values(a["seed"], 0), reg_values(a["seed"], 1)), w, (R.X86_CALLEE_SAVED,))],
+    lambda w, a, p: True,
+    lambda w, a, p: [
+        Outcome(
+            ("regs", reg_values(a["seed"], 0), reg_values(a["seed"], 1)),
+            w,
+            (R.X86_CALLEE_SAVED if p.x86 else R.A64_CALLEE_SAVED,),
+        )
+    ],
     requires=lambda w, a: frozenset({"abi"}),
-    doc="A fiber holds values in rbx, rbp, r12-r15 across a yield while the main context holds others across "
-    "its resume; each reads its own back.",
+    doc="A fiber holds values in the callee-saved registers (rbx, rbp, r12-r15 on x86-64; x19-x29 and d8-d15 on "
+    "AArch64) across a yield while the main context holds others across its resume; each reads its own back.",
 )
 
 FPCTL = Action(

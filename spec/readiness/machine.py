@@ -926,6 +926,8 @@ POLL = Action(
     poll_outcomes,
     explain=poll_explain,
     accepts=poll_accepts,
+    # What the portable profile's relation (poll_accepts) may name, besides the listed outcomes' rules.
+    rules=(R.POLL_CAP, R.POLL_FILL, R.EV_SPURIOUS, R.EV_TOKEN, R.LT_REPORT, R.ET_DRAIN, R.ONESHOT_ONCE),
     weight=5,
     requires=lambda w, a: frozenset(
         {"errors"} if a["max_events"] < 1 else {"cap"} if a["max_events"] < SLOTS else ()
