@@ -18,6 +18,7 @@ target misbehaved), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
 
@@ -109,8 +110,6 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         # As a command: die quietly when the output pipe closes (`| head`).
-        import signal
-
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     try:
@@ -270,6 +269,7 @@ def cmd_draw(args) -> int:
 
 
 def cmd_docs(args) -> int:
+    # Here, not at the top: the docs pull in z3 (the proofs) and mkdocs (the site).
     from asyncspec.conformance.docgen.matrix import write_matrix
     from asyncspec.conformance.docgen.pages import write_docs
 

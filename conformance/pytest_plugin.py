@@ -12,11 +12,15 @@ skip when the rule is not applicable, not selected, or was never exercised
 (the rootdir is importable) or ``exec:COMMAND``.
 
 Registered through the ``pytest11`` entry point, so installing asyncspec
-is enough; without ``--asyncspec-target`` it adds nothing.
+is enough; without ``--asyncspec-target`` it adds nothing.  That is also
+why the engine is imported inside the hooks, not at the top: every pytest
+run of a project that has asyncspec installed loads this module, and it
+must cost nothing there.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -60,11 +64,9 @@ def _run(config, area: str):
     """The area's run (done once), with its counterexamples saved."""
     runs = _config_runs(config)
     if area not in runs:
-        import sys
-
-        from asyncspec.conformance.output.counterexample import save
-        from asyncspec.conformance.engine.verdicts import Finding
         from asyncspec.conformance.engine.runner import run
+        from asyncspec.conformance.engine.verdicts import Finding
+        from asyncspec.conformance.output.counterexample import save
 
         root = str(config.rootpath)
         if root not in sys.path:
@@ -108,8 +110,8 @@ class RuleItem(pytest.Item):
         self.add_marker(pytest.mark.asyncspec)
 
     def runtest(self) -> None:
-        from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, SKIP, UNTESTED, WARN
         from asyncspec.conformance.engine.runner import UsageError
+        from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, SKIP, UNTESTED, WARN
 
         try:
             res = _run(self.config, self.area)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -249,7 +250,5 @@ def default_view(machine: Machine) -> View:
 
 def arg_grid(**domains: Iterable[Any]) -> tuple[dict[str, Any], ...]:
     """Every combination of the given argument values, as a Step's ``args``."""
-    import itertools
-
     names = list(domains)
     return tuple(dict(zip(names, combo)) for combo in itertools.product(*(tuple(domains[n]) for n in names)))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 
-from asyncspec.spec import RULES, machines
 from asyncspec.conformance import targets
 from asyncspec.conformance.areas import conformance
 from asyncspec.conformance.target import Target
+from asyncspec.spec import RULES, machines
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "tests", "example_poll_target.py")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from asyncspec.spec import RULES
 from asyncspec.conformance import targets
 from asyncspec.conformance.docgen.pages import _anchor, _md_escape
 from asyncspec.conformance.engine.runner import UsageError, run
 from asyncspec.conformance.engine.selection import Selection
 from asyncspec.conformance.engine.verdicts import Finding
 from asyncspec.conformance.output.counterexample import save
+from asyncspec.spec import RULES
 
 MAX_RERUNS = 4  # runs with newly broken rules excluded, after a failure
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from hypothesis import reject
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from asyncspec.spec.core import RULES, Action, Machine, Profile, StepResult, check_step, enabled
 from asyncspec.conformance.engine.selection import EVERYTHING, Selection
 from asyncspec.conformance.engine.verdicts import Recorder, SpecInconsistent, Step, Violation, warning
 from asyncspec.conformance.target import TARGET_SOUND, Target, target_failed
+from asyncspec.spec.core import RULES, Action, Machine, Profile, StepResult, check_step, enabled
+from hypothesis import reject
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 
 def checked(machine, profile, beliefs, action, args, obs, target, selection: Selection | None = None) -> StepResult:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-from asyncspec.spec.core import Machine, Profile, StepResult, enabled
-from asyncspec.conformance.engine.verdicts import Step
 from asyncspec.conformance.engine.bridge import checked
 from asyncspec.conformance.engine.selection import Selection
+from asyncspec.conformance.engine.verdicts import Step
 from asyncspec.conformance.target import Target
+from asyncspec.spec.core import Machine, Profile, StepResult, enabled
 
 
 class NotEnabled(ValueError):

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-from asyncspec.spec.core import Machine, Rule, StepResult
 from asyncspec.conformance.engine.selection import EVERYTHING, EXCLUDED, NOT_SELECTED, SHOULD_ONLY, Selection
+from asyncspec.spec.core import Machine, Rule, StepResult
 
 PASS, FAIL, NA, UNTESTED, WARN, SKIP = "pass", "FAIL", "n/a", "untested", "warn", "skipped"
 STATUSES = (PASS, FAIL, WARN, UNTESTED, SKIP, NA)

@@ -21,6 +21,7 @@ written and the note says why.
 from __future__ import annotations
 
 import html
+import shutil
 import textwrap
 from typing import Any, Iterable
 
@@ -154,7 +155,7 @@ def render(dot: str, base: str, formats: Iterable[str] = ("svg",)) -> tuple[dict
     with open(paths["dot"], "w") as f:
         f.write(dot)
     try:
-        import graphviz
+        import graphviz  # optional: without it the .dot is still written
     except ImportError:
         return paths, "the graphviz Python package is not installed; only the .dot file was written"
     notes = []
@@ -175,6 +176,4 @@ def render(dot: str, base: str, formats: Iterable[str] = ("svg",)) -> tuple[dict
 
 def dot_available() -> str | None:
     """None if Graphviz can render here, else why not."""
-    import shutil
-
     return None if shutil.which("dot") else "Graphviz's `dot` is not on PATH"

@@ -27,10 +27,10 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any, Iterable
 
-from asyncspec.spec import RULES
+from asyncspec.conformance.engine.verdicts import FAIL, NA, SKIP, STATUSES, UNTESTED, WARN, RunResult
 from asyncspec.conformance.output.counterexample import version
-from asyncspec.conformance.engine.verdicts import FAIL, NA, RunResult, SKIP, STATUSES, UNTESTED, WARN
 from asyncspec.conformance.output.text import format_failure
+from asyncspec.spec import RULES
 
 RESULTS_FORMAT = "asyncspec-results/1"
 

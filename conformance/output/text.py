@@ -6,8 +6,8 @@ import sys
 import textwrap
 import time
 
+from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, SKIP, UNTESTED, WARN, Recorder, RunResult, Violation
 from asyncspec.spec import RULES, machine_for
-from asyncspec.conformance.engine.verdicts import FAIL, NA, PASS, Recorder, RunResult, SKIP, UNTESTED, Violation, WARN
 
 
 def format_result(res: RunResult) -> str:

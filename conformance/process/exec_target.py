@@ -36,10 +36,10 @@ import shutil
 from functools import lru_cache
 from typing import Any, Callable, Hashable, Mapping
 
-from asyncspec.conformance.wire import tupled
 from asyncspec.conformance.areas import conformance
-from asyncspec.conformance.target import Target
 from asyncspec.conformance.process.worker import DEFAULT_TIMEOUT, STARTUP_TIMEOUT, Child
+from asyncspec.conformance.target import Target
+from asyncspec.conformance.wire import tupled
 
 PROTOCOL = "asyncspec-target/1"
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "protocol")

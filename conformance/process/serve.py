@@ -10,6 +10,7 @@ the target raises on is answered with an "error" message.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from typing import IO, Callable
@@ -22,8 +23,6 @@ def _load(path: str):
     module, _, attr = path.partition(":")
     if not attr:
         raise SystemExit(f"serve: give the target as module:attribute, not {path!r}")
-    import importlib
-
     cls = getattr(importlib.import_module(module), attr)
     return load(path, cls.area)
 

@@ -21,6 +21,8 @@ lists on the way and tuples again on return.
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import json
 import os
 import select
@@ -31,9 +33,9 @@ import tempfile
 import time
 from typing import Any, Hashable, Mapping
 
-from asyncspec.conformance.wire import tupled
 from asyncspec.conformance.process.procs import no_core_dumps
 from asyncspec.conformance.target import Target
+from asyncspec.conformance.wire import tupled
 
 DEFAULT_TIMEOUT = 10.0
 # How long a new child may take to start and answer its first message.
@@ -152,8 +154,6 @@ class Child:
 def _child_setup():
     no_core_dumps()
     if sys.platform.startswith("linux"):
-        import ctypes
-
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -240,8 +240,6 @@ def _failure(answer: dict) -> tuple:
 
 
 def serve(path: str) -> int:
-    import importlib
-
     module, _, attr = path.partition(":")
     cls = importlib.import_module(module)
     for part in attr.split("."):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from asyncspec.conformance.docgen.diagrams import Step, View, arg_grid
 from asyncspec.spec.fiber.machine import PROGS
 
-
 _FIBER_STATES = ("no fiber", "created", "suspended", "finished", "failed")
 
 FIBER = (

@@ -35,9 +35,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping
 
+from asyncspec.conformance.target import Target
 from asyncspec.spec.readiness import AREA as SPEC_AREA
 from asyncspec.spec.readiness import machine as M
-from asyncspec.conformance.target import Target
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import shlex
 
-from asyncspec.conformance.targets.c.libuv.build import build
 from asyncspec.conformance.process.exec_target import exec_target
+from asyncspec.conformance.targets.c.libuv.build import build
 
 Libuv = exec_target(lambda: shlex.quote(build()), "readiness", label="libuv")
 Libuv.description = "libuv uv_poll_t through a C adapter (compiled on first use against the system's libuv)."

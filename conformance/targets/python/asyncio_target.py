@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
-from asyncspec.spec.readiness import machine as M
 from asyncspec.conformance.areas.readiness.target import LinuxSources
 from asyncspec.conformance.targets.python.selectors_target import Selectors
+from asyncspec.spec.readiness import machine as M
 
 
 class CallbackLoopReactor(LinuxSources):

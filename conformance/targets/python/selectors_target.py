@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import selectors
 
-from asyncspec.spec.readiness import machine as M
 from asyncspec.conformance.areas.readiness.target import LinuxSources
+from asyncspec.spec.readiness import machine as M
 
 
 class Selectors(LinuxSources):

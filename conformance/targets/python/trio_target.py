@@ -6,9 +6,9 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from asyncspec.spec.readiness import machine as M
 from asyncspec.conformance.areas.readiness.target import Interest, LinuxSources
 from asyncspec.conformance.targets.python.selectors_target import Selectors
+from asyncspec.spec.readiness import machine as M
 
 #: Seconds the caller waits for the trio thread to answer one command.
 ANSWER_TIMEOUT = 30.0

@@ -45,8 +45,8 @@ import subprocess
 import tempfile
 import time
 
-from asyncspec.conformance.process.buildcache import cache_dir, cached  # noqa: F401  (cache_dir: where builds go)
 from asyncspec.conformance.process import procs
+from asyncspec.conformance.process.buildcache import cache_dir, cached  # noqa: F401  (cache_dir: where builds go)
 from asyncspec.conformance.process.procs import exit_status, no_core_dumps
 
 DEFAULT_TIMEOUT = 10.0
