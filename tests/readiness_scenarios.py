@@ -61,10 +61,6 @@ def fill(slot):
     return ("fill_ours", dict(slot=slot), OK, True)
 
 
-def read_peer(slot, k, expect):
-    return ("read_peer", dict(slot=slot, n=k), expect, True)
-
-
 def drain(slot, expect=OK):
     return ("drain_peer", dict(slot=slot), expect, True)
 

@@ -296,10 +296,6 @@ P_REG = (
 )
 
 
-def _kinds(*kinds):
-    return lambda w, a, p: w.at(a["slot"]).kind in kinds
-
-
 # create ----------------------------------------------------------------------
 
 
