@@ -88,7 +88,7 @@
  *
  * Deliberately broken variants.  Each ASF_BROKEN_* macro (all undefined in
  * the real build) plants one classic bug, so that the conformance suite can
- * be shown to catch it (tests/broken_switchers.py builds them with
+ * be shown to catch it (tests/fixtures/broken_switchers.py builds them with
  * impl/fiber_build.py's build_variant):
  *   ASF_BROKEN_ENTRY_ALIGN16  a new fiber's frame is built one word lower, so
  *                             its entry function starts with rsp % 16 == 0
@@ -101,7 +101,7 @@
  *                             0 (breaks only FIB-STACK-4, a SHOULD rule);
  * and, in fiber.c, ASF_BROKEN_GUARD_OVERLAP (an allocated stack's usable
  * range starts at its guard page) and ASF_BROKEN_RELOCATE (Fiber.relocate
- * moves a started fiber instead of refusing it: tests/broken_pin.py).
+ * moves a started fiber instead of refusing it: tests/fixtures/broken_pin.py).
  */
 
         .text

@@ -44,6 +44,14 @@ def register(area: Area) -> Area:
     return area
 
 
+def unregister(name: str) -> None:
+    """Remove an area added with `register`, and its rules."""
+    if name in _BUILTIN:
+        raise ValueError(f"area {name!r} is built in")
+    if _registered.pop(name, None) is not None:
+        RULES.remove_area(name)
+
+
 def areas() -> dict[str, Area]:
     """Every area by name: the built-in ones in `AREAS` order, then registered ones."""
     return {**_BUILTIN, **_registered}
@@ -87,4 +95,5 @@ __all__ = [
     "machine_for",
     "machines",
     "register",
+    "unregister",
 ]

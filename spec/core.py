@@ -97,6 +97,11 @@ class RuleRegistry:
     def __len__(self) -> int:
         return len(self._rules)
 
+    def remove_area(self, area: str) -> None:
+        """Forget every rule of ``area`` (an area registered from outside, unregistered again)."""
+        for rule_id in [r.id for r in self._rules.values() if r.area == area]:
+            del self._rules[rule_id]
+
     def area(self, area: str) -> list[Rule]:
         return [r for r in self if r.area == area]
 

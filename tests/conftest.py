@@ -1,12 +1,14 @@
-import os
-import sys
+"""The test suite is one package (tests/), laid out like the project:
+spec/ model/ impl/ conformance/ docs/, with support/ (helpers), fixtures/
+(deliberately broken and example targets, the toy area) and scenarios/
+(hand-written runs, as data for any target).  pytest puts the repository
+root on sys.path, so everything here imports as ``tests.…`` and a target
+is named ``tests.fixtures.broken_reactors:StaleToken``, in worker
+processes too."""
 
-# The scenario data module sits beside the tests.
-sys.path.insert(0, os.path.dirname(__file__))
+import pytest
 
-import pytest  # noqa: E402
-
-from leaks import children, open_fds  # noqa: E402
+from tests.support.leaks import children, open_fds
 
 
 @pytest.fixture

@@ -46,6 +46,10 @@ def register(record: AreaConformance) -> AreaConformance:
     return record
 
 
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
+
+
 def conformance(area: str) -> AreaConformance:
     """The conformance record of ``area`` (KeyError for an unknown area)."""
     if area not in spec_areas():
@@ -64,4 +68,4 @@ def conformance(area: str) -> AreaConformance:
     return _loaded[area]
 
 
-__all__ = ["AreaConformance", "conformance", "register"]
+__all__ = ["AreaConformance", "conformance", "register", "unregister"]

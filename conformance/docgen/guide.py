@@ -3,7 +3,7 @@
 Its prose is written here; everything it lists (areas, built-in targets,
 each area's actions and the target features its rules need) is read from
 the spec and the target registry, and its complete example target is the
-file `tests/example_poll_target.py`, embedded whole.  `tests/test_site.py`
+file `tests/fixtures/example_poll_target.py`, embedded whole.  `tests/docs/test_site.py`
 runs the example exactly as the page says, so the page cannot rot.
 """
 
@@ -17,7 +17,7 @@ from asyncspec.conformance.target import Target
 from asyncspec.spec import RULES, machines
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(REPO, "tests", "example_poll_target.py")
+EXAMPLE = os.path.join(REPO, "tests", "fixtures", "example_poll_target.py")
 EXAMPLE_NAME = "example_poll_target.py"
 EXAMPLE_COMMAND = "asyncspec run readiness --target example_poll_target:PollTarget --max-examples 100 --seed 1"
 

@@ -60,6 +60,11 @@ def register(cls: type[Target]) -> type[Target]:
     return cls
 
 
+def unregister(cls: type[Target]) -> None:
+    if _registered.get(cls.area, {}).get(cls.name) is cls:
+        del _registered[cls.area][cls.name]
+
+
 def builtin(area: str) -> dict[str, type[Target]]:
     """The built-in targets of ``area``, by name (sorted)."""
     global _found
@@ -108,4 +113,4 @@ def _import(spec: str) -> type[Target]:
     return cls
 
 
-__all__ = ["ORIGINS", "builtin", "load", "register", "Target", "TargetUnavailable", "UnknownTarget"]
+__all__ = ["ORIGINS", "builtin", "load", "register", "unregister", "Target", "TargetUnavailable", "UnknownTarget"]

@@ -7,7 +7,7 @@ itself.  A resume the switcher refuses raises ValueError; the target
 answers with the fiber's state, as the spec words it.
 
 Subclasses may drive another build of the same C layer (`_api`), such as the
-deliberately broken switchers of tests/broken_switchers.py.
+deliberately broken switchers of tests/fixtures/broken_switchers.py.
 """
 
 from __future__ import annotations

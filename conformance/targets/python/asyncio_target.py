@@ -114,7 +114,7 @@ class AsyncioTarget(CallbackLoopReactor):
     Polls.  One iteration of the loop without blocking: ``loop.stop()`` then
     ``loop.run_forever()``.  With ``_stopping`` already set, ``_run_once``
     takes timeout 0, calls ``selector.select(0)`` exactly once (measured with
-    a spy on the selector; tests/test_loop_targets.py checks it), runs the
+    a spy on the selector; tests/conformance/test_loop_targets.py checks it), runs the
     callbacks that select made ready, and returns.  The poll returns what
     the callbacks recorded, one event per registration.  (``call_soon(stop)``
     gives one select too in asyncio, but two iterations in uvloop, whose

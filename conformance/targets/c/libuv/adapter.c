@@ -103,7 +103,7 @@
  * handle stops itself after one POLLERR callback), RDY-EV-2 (the error
  * callback carries no OUT/IN; a hang-up shows as the interest),
  * RDY-HUP-1 (no hang-up flag) and RDY-RDHUP-1 (a pipe's hang-up reported
- * as DISCONNECT when asked for).  tests/test_libuv_adapter.py has the exact
+ * as DISCONNECT when asked for).  tests/conformance/test_libuv_adapter.py has the exact
  * counterexamples.
  *
  * Diagnostics go to stderr only; stdout carries protocol lines and nothing
