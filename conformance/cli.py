@@ -30,6 +30,7 @@ from asyncspec.conformance.output.counterexample import BadCounterexample, draw,
 from asyncspec.conformance.output.report import write_html, write_json, write_junit
 from asyncspec.conformance.output.text import Progress, format_failure, format_result
 from asyncspec.spec import RULES, machines
+from asyncspec.spec import area as spec_area
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -298,8 +299,15 @@ def cmd_rules(args) -> int:
             print(f"\n{r.id}  [{r.tier}; {', '.join(sorted(r.profiles))}]")
             print(textwrap.fill(r.statement, 88, initial_indent="  ", subsequent_indent="  "))
             print(f"  source: {r.source}")
+            if r.features:
+                print(f"  needs target features: {', '.join(sorted(r.features))}")
             if r.measured:
                 print(textwrap.fill("measured: " + r.measured, 88, initial_indent="  ", subsequent_indent="    "))
+        features = spec_area(area).features
+        if features:
+            print(f"\n{area} target features (a target claims those it has; rules needing others are n/a):")
+            for name, meaning in sorted(features.items()):
+                print(f"  {name:<14} {meaning}")
     return 0
 
 

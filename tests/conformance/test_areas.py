@@ -61,6 +61,7 @@ def test_rules_targets_and_run_from_the_command_line(capsys):
     assert main(["rules", "toy"]) == 0
     out = capsys.readouterr().out
     assert "toy: 2 rules" in out and "TOY-2" in out
+    assert "needs target features: bounded" in out and "bounded        the counter stops at 3" in out
     assert main(["targets", "toy"]) == 0
     assert "counter" in capsys.readouterr().out
     assert main(["run", "toy", "--target", "counter", "--max-examples", "20", "--seed", "1", "--quiet"]) == 0
