@@ -1,11 +1,6 @@
-"""The waker area's state diagrams in the generated docs.
-
-Each `View` picks a small configuration of the spec machine (the actions
-and arguments the search may take), a bound, and the facts each state is
-projected onto; `asyncspec.conformance.docgen.diagrams` explores the
-machine itself and draws what it finds.  Nothing here says which
-transitions exist: only what to look at.
-"""
+"""The waker area's state diagrams in the generated docs: what each one
+looks at (`asyncspec.conformance.docgen.diagrams` explores the machine and
+draws what it finds; nothing here says which transitions exist)."""
 
 from __future__ import annotations
 
