@@ -120,7 +120,7 @@ def test_diagrams_are_drawn_after_layout(site):
             assert img["width"] > 200 and img["height"] > 50, f"{area}/{view.name} is laid out too small: {img}"
 
 
-# The drawings' box outline colour (conformance/diagrams.py), not used by the theme.
+# The drawings' box outline colour (conformance/docgen/diagrams.py), not used by the theme.
 NODE_BORDER = (0x5C, 0x6B, 0xC0)
 
 

@@ -1,6 +1,6 @@
 """Target `rustc` (pin area): the pinning contract as rustc and std enforce it.
 
-Every trace becomes a Rust program (see conformance/rustpin.py): a step is
+Every trace becomes a Rust program (see conformance/targets/rust/pin/oracle.py): a step is
 one statement, rustc says whether it compiles (and with which error codes),
 and the traces that compile are run, printing where pinned values are,
 whether their self-references still point into themselves, and where each

@@ -2,7 +2,7 @@
 
 The spec's waker steps are performed by a small Rust program over std only
 (conformance/targets/rust/waker/main.rs, compiled once per source and
-rustc version, see conformance/rustwaker.py): each task is a static record
+rustc version, see conformance/targets/rust/waker/driver.py): each task is a static record
 behind one static counting `RawWakerVTable`, so what std's `Waker` calls is
 observed exactly, in order.  std has no executor and no AtomicWaker: the
 target claims bare tasks only (the vtable rules, WAK-VT-*); the task and

@@ -9,7 +9,7 @@ The adapter is C11 over libc and libuv only.  It is compiled with
     cc -std=c11 -O2 -Wall -Werror adapter.c $(pkg-config --cflags --libs libuv)
 
 (``-luv`` when pkg-config is missing or does not know libuv; ``$CC``
-replaces ``cc``) once, into the build cache (conformance/buildcache.py), keyed by the
+replaces ``cc``) once, into the build cache (conformance/process/buildcache.py), keyed by the
 source, the compiler's ``--version`` line and the flags.
 """
 

@@ -1,6 +1,6 @@
 // The prelude of every program the `rustc` pin target compiles.
 //
-// conformance/rustpin.py turns each spec trace into one function of Rust
+// oracle.py (beside this file) turns each spec trace into one function of Rust
 // statements over bindings x0/x1 (values) and p0/p1 (their pins), one
 // statement per line, and appends the functions and a main to this file.
 // What the statements print is what the target observes:

@@ -94,7 +94,7 @@ def _rustc() -> tuple[str, str]:
 
 def build(source: str | None = None) -> str:
     """Compile the interpreter (``source``: main.rs by default) unless the
-    cache has it (see conformance/buildcache.py, keyed by the source, the
+    cache has it (see conformance/process/buildcache.py, keyed by the source, the
     ``rustc -V`` line and the flags); return the executable's path."""
     rustc, version = _rustc()
     src = os.path.abspath(SOURCE if source is None else source)
