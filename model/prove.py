@@ -131,20 +131,12 @@ WAKER_GROUPS = {
 }
 
 
-def _owned_until_complete(w, p):
-    """Lemma: a spawned task is owned by the executor exactly until it completes."""
-    from ..spec.logic import all_, ite
-    from ..spec.waker import machine as WM
-
-    return all_(*[ite(t.kind == WM.SPAWNED, t.owned != t.complete, True) for t in w.tasks])
-
-
 def waker_invariants():
-    """The waker machine's invariants (all but WAK-AW-4, a property of rounds), and the lemma."""
+    """The waker machine's invariants, the lemma among them (all but WAK-AW-4, a property of rounds)."""
     from ..spec.waker import MACHINE
     from ..spec.waker import machine as WM
 
-    return [i.holds for i in MACHINE.invariants if i.holds is not WM._inv_no_lost_wakeup] + [_owned_until_complete]
+    return [i.holds for i in MACHINE.invariants if i.holds is not WM._inv_no_lost_wakeup]
 
 
 @lru_cache(maxsize=None)
@@ -229,48 +221,18 @@ def watch_readiness(g, name, args, before, obs, after):
     return tuple(out)
 
 
-def _readiness_shape(n):
-    def shape(w, p):
-        from ..spec.logic import all_
-        from ..spec.readiness import machine as RM
-
-        return all_(
-            *[
-                all_(s.kind >= RM.NONE, s.kind <= RM.EPOLL_ET, s.rx >= 0, s.tx >= 0, s.rank >= 0, s.rank < n, s.token >= 0, s.token < len(RM.TOKENS))
-                for s in w.state.slots
-            ]
-        )
-
-    return shape
-
-
-def _kinds_agree(w, p):
-    """Lemma: a slot's fields are the ones its kind uses; a reset peer means our end is closed."""
-    from ..spec.logic import all_, any_, not_
+def _readiness_shape(w, p):
+    """The spec's shape, read on the watched state."""
     from ..spec.readiness import machine as RM
 
-    out = []
-    for s in w.state.slots:
-        k = s.kind
-        sock = k == RM.SOCK
-        out += [
-            any_(not_(s.peer_shut), sock),
-            any_(not_(s.err), sock),
-            any_(not_(s.peer_err), sock),
-            any_(not_(s.peer_err), not_(RM.alive(s))),
-            any_(not_(s.full), k == RM.PIPE_W, sock, k == RM.EVENTFD),
-            any_(not_(s.child_queued), k == RM.EPOLL_LT, k == RM.EPOLL_ET),
-            any_(s.tx == 0, k == RM.PIPE_W, sock),
-            any_(not_(s.peer), k == RM.PIPE_R, k == RM.PIPE_W, sock),
-            any_(k != RM.NONE, all_(not_(s.ours), not_(s.dup), not_(s.peer), not_(s.reg))),
-        ]
-    return all_(*out)
+    return RM._inv_shape(w.state, p)
 
 
 def _spec_invariants():
+    """The spec's invariants, its lemma among them (but the shape, which the reading assumes)."""
     from ..spec.readiness import machine as RM
 
-    return [lambda w, p, i=i: i.holds(w.state, p) for i in RM.INVARIANTS]
+    return [lambda w, p, i=i: i.holds(w.state, p) for i in RM.INVARIANTS if i.holds is not RM._inv_shape]
 
 
 def _no_second_oneshot_event(w, p):
@@ -340,7 +302,7 @@ def build_readiness_reading(spec_machine=None):
     machine = readiness_machine(spec_machine)
     world = Watched(RM.World(tuple(RM.Slot() for _ in range(n))), tuple(SlotWatch() for _ in range(n)))
     return Symbolic(
-        machine, machine.profile(), world, _readiness_shape(n), index_range=range(0, n), init=world, domains={"slot": tuple(range(n))}
+        machine, machine.profile(), world, _readiness_shape, index_range=range(0, n), init=world, domains={"slot": tuple(range(n))}
     )
 
 
@@ -348,7 +310,7 @@ readiness_reading = lru_cache(maxsize=None)(build_readiness_reading)
 
 
 def _readiness_lemmas():
-    return _spec_invariants() + [_kinds_agree]
+    return _spec_invariants()
 
 
 def _readiness_joint(sym):
