@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "docs":
             return cmd_docs(args)
         if args.command == "prove":
-            from ..model.prove import main as prove_main
-
-            return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, out_dir=args.out)
+            return cmd_prove(args)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":
@@ -278,6 +276,15 @@ def cmd_draw(args) -> int:
         print(f"note: {note}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_prove(args) -> int:
+    # Local, as every subcommand's: z3 and the proof files load only for `prove`.
+    from ..model.prove import main as prove_main
+    from .counterexample import save_model_run
+
+    save = (lambda run: save_model_run(run, args.out)) if args.out else None
+    return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, save=save)
 
 
 def cmd_docs(args) -> int:

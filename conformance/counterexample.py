@@ -19,6 +19,7 @@ from typing import Any
 
 from ..spec import RULES
 from .bridge import Violation
+from .replay import model_run
 from .selection import EVERYTHING, Selection
 
 FORMAT = "asyncspec-counterexample/1"
@@ -148,6 +149,13 @@ def save(
     drawn, note = render.render(render.to_dot(data), base, formats)
     paths.update(drawn)
     return paths, note
+
+
+def save_model_run(run, out_dir: str, formats=("svg",)) -> tuple[dict[str, str], str]:
+    """Write a run the model found (`asyncspec.model.trace.Run`) as a file set
+    (as `save`), its target the spec itself: (paths by kind, a note)."""
+    v = model_run(run)
+    return save(v, v.target, out_dir, formats=formats)
 
 
 class BadCounterexample(ValueError):

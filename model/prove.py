@@ -8,7 +8,7 @@ induction
     the property (with the lemmas it needs, which are proved with it) holds
     initially and after every step from every state where it holds -- so in
     every reachable state; a failure gives a counterexample to induction,
-    and then a run from the initial state is searched for (BMC) and saved.
+    and then a run from the initial state is searched for (BMC) and returned.
 step
     every step from every well-formed state satisfies the property.
 BMC depth k
@@ -16,10 +16,12 @@ BMC depth k
 quantified
     a fact over all integers in the stated range, proved by z3.
 
-A property that does not hold prints its counterexample (and, with
-``--out``, writes a replayable counterexample file).  What is not proved is
-listed as such with the reason, so the table is the honest state of the
-formal layer.  Adding a property is one `Property` entry in `PROPERTIES`.
+A property that does not hold prints its counterexample; a run from the
+initial state that breaks it comes back as plain data (`trace.Run`), which
+the caller may write as a replayable counterexample file (``save``; the
+``--out`` of `asyncspec prove`).  What is not proved is listed as such with
+the reason, so the table is the honest state of the formal layer.  Adding
+a property is one `Property` entry in `PROPERTIES`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from typing import Callable
 
 import z3
 
+from .trace import Run
+
 PROVED, REFUTED, NOT_YET = "proved", "REFUTED", "not yet"
 
 # A refuted induction searches for a run from the initial state this deep.
@@ -47,7 +51,8 @@ class Property:
     name: str
     method: str
     # None: not proved yet (``method`` says why, after "not yet: ").  Else it
-    # returns (ok, detail) or (ok, detail, counterexample run or None).
+    # returns (ok, detail) or (ok, detail, run or None), where a run
+    # (`trace.Run`) is a run from the initial state that breaks it, as data.
     check: Callable[[], tuple] | None
     # Properties of one group run in one process, in order (they share the
     # machine's symbolic reading); groups run in parallel.
@@ -61,6 +66,7 @@ class Outcome:
     detail: str
     seconds: float
     files: dict = field(default_factory=dict)  # counterexample files, by kind (json, itf, dot, svg)
+    run: Run | None = None  # a refuted property's run from the initial state
 
 
 # ------------------------------------------------------------------ fiber
@@ -342,9 +348,9 @@ def _readiness_induction(invs, rules, text, spec_machine=None):
         if run_ok:
             return False, detail + f" (no run from the initial state breaks it within {CX_DEPTH} steps)"
         steps = " -> ".join(f"{a}{args}" for a, args in cx.steps)
-        from .trace import Counterexample
+        from .trace import run_of
 
-        run = Counterexample(spec_machine or MACHINE, MACHINE.profile(), cx.steps, cx.choices, rules, text)
+        run = run_of(spec_machine or MACHINE, MACHINE.profile(), cx.steps, cx.choices, rules, text)
         return False, f"broken by a run from the initial state: {steps}", run
 
     check.invariants = tuple(invs)
@@ -489,7 +495,7 @@ PROPERTIES = [
 _COST = {"readiness": 12, "waker-queries": 6, "waker-atomic": 4, "waker-executor": 3.7, "waker-vtable": 3}
 
 
-def _run(props: list[Property], out_dir: str | None) -> list[Outcome]:
+def _run(props: list[Property]) -> list[Outcome]:
     """Check properties in order (in one process)."""
     results = []
     for prop in props:
@@ -500,25 +506,27 @@ def _run(props: list[Property], out_dir: str | None) -> list[Outcome]:
         got = prop.check()
         ok, detail = got[0], got[1]
         run = got[2] if len(got) > 2 else None
-        files = {}
-        if run is not None and out_dir:
-            from .trace import save
-
-            files, note = save(run, out_dir)
-            detail += f"; counterexample: {files['json']}" + (f" ({note})" if note else "")
-        results.append(Outcome(prop, PROVED if ok else REFUTED, detail, time.monotonic() - started, files))
+        results.append(Outcome(prop, PROVED if ok else REFUTED, detail, time.monotonic() - started, run=run))
     return results
 
 
-def _run_group(args):
-    indexes, out_dir = args
-    return indexes, [(o.status, o.detail, o.seconds, o.files) for o in _run([PROPERTIES[i] for i in indexes], out_dir)]
+def _run_group(indexes):
+    return indexes, [(o.status, o.detail, o.seconds, o.run) for o in _run([PROPERTIES[i] for i in indexes])]
 
 
-def prove(areas: list[str] | None = None, report=print, out_dir: str | None = None, jobs: int | None = None) -> list[Outcome]:
+def prove(
+    areas: list[str] | None = None,
+    report: Callable[[str], None] = print,
+    save: Callable[[Run], tuple[dict, str]] | None = None,
+    jobs: int | None = None,
+) -> list[Outcome]:
     """Check every property of ``areas`` (default all); report each table line
     as it is known, in table order.  Groups run in parallel on ``jobs``
-    processes (default: every core)."""
+    processes (default: every core).
+
+    ``save(run)``, when given, writes a refuted property's run as files and
+    returns (paths by kind, a note on anything not written): the line then
+    names the file."""
     chosen = [i for i, p in enumerate(PROPERTIES) if not areas or p.area in areas]
     groups: dict[str, list[int]] = {}
     for i in chosen:
@@ -530,19 +538,24 @@ def prove(areas: list[str] | None = None, report=print, out_dir: str | None = No
 
     def take(indexes, rows):
         nonlocal shown
-        for i, (status, detail, seconds, files) in zip(indexes, rows):
-            done[i] = Outcome(PROPERTIES[i], status, detail, seconds, files)
+        for i, (status, detail, seconds, run) in zip(indexes, rows):
+            o = done[i] = Outcome(PROPERTIES[i], status, detail, seconds, run=run)
+            if run is not None and save is not None:
+                started = time.monotonic()
+                o.files, note = save(run)
+                o.detail += f"; counterexample: {o.files['json']}" + (f" ({note})" if note else "")
+                o.seconds += time.monotonic() - started
         while shown < len(chosen) and chosen[shown] in done:
             report(_line(done[chosen[shown]]))
             shown += 1
 
     if jobs <= 1 or len(order) <= 1:
         for ix in order:
-            take(*_run_group((ix, out_dir)))
+            take(*_run_group(ix))
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
-            for indexes, rows in pool.imap_unordered(_run_group, [(ix, out_dir) for ix in order]):
+            for indexes, rows in pool.imap_unordered(_run_group, order):
                 take(indexes, rows)
     return [done[i] for i in chosen]
 
@@ -568,10 +581,12 @@ def as_json(outcomes: list[Outcome]) -> list[dict]:
     ]
 
 
-def main(areas: list[str] | None = None, json_path: str | None = None, out_dir: str | None = None) -> int:
+def main(areas: list[str] | None = None, json_path: str | None = None, save: Callable[[Run], tuple[dict, str]] | None = None) -> int:
+    """The table, printed line by line as it is known; ``json_path``: also as JSON;
+    ``save``: writes a refuted property's run (see `prove`)."""
     print(f"  {'area':<9} {'rules':<32} {'method':<38} {'result':<8} {'time':>7}  property", flush=True)
     started = time.monotonic()
-    outcomes = prove(areas, lambda line: print(line, flush=True), out_dir)
+    outcomes = prove(areas, lambda line: print(line, flush=True), save)
     total = time.monotonic() - started
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in (PROVED, REFUTED, NOT_YET)}
     print(f"\n  {counts[PROVED]} proved, {counts[REFUTED]} refuted, {counts[NOT_YET]} not yet proved, in {total:.1f}s")

@@ -125,8 +125,9 @@ def test_the_register_then_check_discipline_masks_a_lost_unlock_wake():
 import json
 import os
 
+from asyncspec.conformance.counterexample import save_model_run
+from asyncspec.conformance.replay import SPEC_TARGETS, SpecReadiness
 from asyncspec.model import prove as PR
-from asyncspec.model import trace as TR
 from asyncspec.spec.fiber import layout as FL
 from asyncspec.spec.readiness import machine as RM
 
@@ -161,11 +162,11 @@ def test_a_oneshot_that_does_not_disarm_is_refuted_with_a_replayable_run(fresh_r
     prop = next(p for p in PR.PROPERTIES if p.rules == ("RDY-ONESHOT-1",))
     ok, detail, run = prop.check()
     assert not ok and "from the initial state" in detail
-    names = [name for name, _ in run.steps]
+    names = [name for name, _args, _obs in run.steps]
     assert names.count("poll") == 2 and names[-1] == "poll"
-    files, _note = TR.save(run, str(tmp_path))
+    files, _note = save_model_run(run, str(tmp_path))
     data = json.load(open(files["json"]))
-    assert data["target"] == TR.TARGETS["readiness"] and [v["id"] for v in data["violated"]] == ["RDY-ONESHOT-1"]
+    assert data["target"] == SPEC_TARGETS["readiness"] and [v["id"] for v in data["violated"]] == ["RDY-ONESHOT-1"]
     assert data["steps"][-1]["observed"], "the weakened spec's second oneshot event is recorded"
     assert os.path.exists(files["itf"]) and os.path.exists(files["dot"])
     monkeypatch.undo()  # replay against the real spec and the reference reactor
@@ -213,7 +214,7 @@ def test_an_et_registration_that_misses_a_wakeup_is_refuted(fresh_readiness, mon
     monkeypatch.setattr(RM, "wake", lambda w, i, key, p, before: w if key == RM.IN else real(w, i, key, p, before))
     prop = next(p for p in PR.PROPERTIES if p.rules == ("RDY-ET-6",))
     ok, detail, run = prop.check()
-    assert not ok and [n for n, _ in run.steps].count("read_ours") >= 1
+    assert not ok and [n for n, _args, _obs in run.steps].count("read_ours") >= 1
 
 
 def test_prove_json_for_one_area(tmp_path, capsys):
@@ -228,7 +229,7 @@ def test_prove_json_for_one_area(tmp_path, capsys):
 
 
 def test_the_model_target_runs_the_spec():
-    t = TR.Readiness()
+    t = SpecReadiness()
     t.open()
     assert t.perform("create", {"slot": 0, "kind": "pipe_r"}) == ("ok",)
     assert t.perform("poll", {"max_events": 1}) == ()
