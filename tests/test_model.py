@@ -145,9 +145,8 @@ def fresh_readiness(monkeypatch):
     RP.reading.cache_clear()
 
 
-def test_every_property_is_checked_and_proved():
-    lines = []
-    outcomes = PR.prove(report=lines.append)
+def test_every_property_is_checked_and_proved(proof_table):
+    outcomes, lines = proof_table.outcomes, proof_table.lines
     assert [o.prop for o in outcomes] == PR.PROPERTIES
     assert len(lines) == len(PR.PROPERTIES)
     for o in outcomes:
