@@ -26,7 +26,7 @@ from asyncspec.conformance import targets
 from asyncspec.conformance.engine.runner import UsageError, replay_file, resolve, run, selected_rules, stop
 from asyncspec.conformance.engine.selection import ENFORCED, BadSelection, Selection
 from asyncspec.conformance.engine.verdicts import Finding, Violation
-from asyncspec.conformance.output.counterexample import BadCounterexample, draw, save
+from asyncspec.conformance.output.counterexample import BadCounterexample, draw, save, save_model_run
 from asyncspec.conformance.output.report import write_html, write_json, write_junit
 from asyncspec.conformance.output.text import Progress, format_failure, format_result
 from asyncspec.spec import RULES, machines
@@ -125,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "docs":
             return cmd_docs(args)
         if args.command == "prove":
-            from asyncspec.model.prove import main as prove_main
-
-            return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, out_dir=args.out)
+            return cmd_prove(args)
         if args.command == "targets":
             return cmd_targets(args)
         if args.command == "bench":
@@ -267,6 +265,15 @@ def cmd_draw(args) -> int:
         print(f"note: {note}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_prove(args) -> int:
+    # Here, not at the top: z3 and the proof files load only for `prove`.
+    from asyncspec.model.prove import main as prove_main
+
+
+    save = (lambda run: save_model_run(run, args.out)) if args.out else None
+    return prove_main(_areas(args.areas) if args.areas else None, json_path=args.json, save=save)
 
 
 def cmd_docs(args) -> int:

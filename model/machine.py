@@ -14,8 +14,9 @@ fields as terms, and the observation.  On that:
   inductive, that is every step of every run);
 - `bmc(prop, depth, start)`: no run of up to ``depth`` steps from ``start``
   (the initial state, or any state satisfying a formula) breaks ``prop``,
-  or the shortest such run as concrete steps, which `asyncspec.model.trace`
-  turns into a counterexample file that `asyncspec replay` re-executes.
+  or the shortest such run as concrete steps (`asyncspec.model.trace`
+  makes it plain data, which `asyncspec prove --out` writes as a
+  counterexample file that `asyncspec replay` re-executes).
 
 The well-formedness invariant (``shape``) is assumed while exploring, so a
 symbolic index only takes the values a real state can have, and so is a

@@ -13,7 +13,7 @@ hand: the z3 reading is exactly the code that runs the conformance suite.
 Integers are 16-bit vectors (the spec's counters and flags are small; a
 wider constant, such as the eventfd counter's maximum, is read modulo 2^16;
 the fiber layout's 64-bit arithmetic is proved with z3 integers, see
-`asyncspec.model.prove`).  `ite` on two numbers or two same-shaped states
+`asyncspec.model.proofs.fiber`).  `ite` on two numbers or two same-shaped states
 is one term, not two paths; `rules_if` (rule labels) never branches.  What
 the explorer cannot read (hashing a symbolic value into a set, for one)
 raises `NotSymbolic`, naming the construct: the fix is to write the spec

@@ -1,77 +1,44 @@
-"""z3's counterexamples as ordinary counterexample files, and the spec as a target.
+"""A run z3 found, as plain data.
 
 A bounded model checking run from the initial state ends in a list of
-(action, arguments) steps and the outcome each took.  `save` re-executes
-those steps on the spec (`conformance.replay`, the code every saved
-counterexample goes through), names the broken property's rules on the last
-step, and writes the usual file set (`conformance.counterexample.save`):
-JSON that `asyncspec replay` re-executes, the ITF trace and the drawing.
+(action, arguments) steps and the outcome each took.  `run_of` re-executes
+those steps on the machine to learn what each observes, and returns the
+run as plain data (`Run`): the area and profile, each step's action,
+arguments and observation, and the broken property's rules.  It pickles,
+so it crosses from a proving process to the one that prints the table.
 
-The file's target is the spec itself, run as a target (`Readiness`,
-`Waker`, `Fiber` below): `asyncspec replay FILE` replays the trace on the
-model, `asyncspec replay FILE --target impl` on the reference
-implementation (or any other target).  Every step conforms in both when the
-target follows the spec; the property broken is the recorded one, shown in
-the states the steps lead to.
+Nothing here writes files or knows the conformance suite: the caller that
+writes files (`asyncspec prove --out DIR`) replays the run on the spec with
+the conformance machinery, which makes it an ordinary counterexample file
+set (JSON that `asyncspec replay` re-executes, the ITF trace, the drawing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from ..conformance.target import Target
-from ..spec import machine_for
 from ..spec.core import Machine, Profile
 
 
-class SpecTarget(Target):
-    """A machine's own actions as a target: each step takes the spec's first
-    allowed outcome (for the machine's default profile)."""
-
-    name = "model"
-    description = "the spec machine itself, taking each action's first allowed outcome"
-
-    def open(self) -> None:
-        self.machine = machine_for(self.area)
-        self.prof = self.machine.profile(self.profile or None)
-        self.state = self.machine.init(self.prof)
-
-    def perform(self, action: str, args: Mapping[str, Any]):
-        outcomes = [o for o in self.machine.action(action).outcomes(self.state, dict(args), self.prof) if not o.breaks]
-        self.state = outcomes[0].next
-        return outcomes[0].obs
-
-
-class Readiness(SpecTarget):
-    area = "readiness"
-    dialect = "epoll"
-    features = frozenset({"level", "edge", "oneshot", "rdhup", "eventfd", "errors", "nested", "dup", "ofd", "cap"})
-
-
-class Waker(SpecTarget):
-    area = "waker"
-    features = frozenset({"executor", "bare", "noop", "context", "atomic_waker"})
-
-
-class Fiber(SpecTarget):
-    area = "fiber"
-    features = frozenset({"guard", "nested", "errors", "abi", "stack", "df", "sigmask"})
-
-
-TARGETS = {c.area: f"{__name__}:{c.__name__}" for c in (Readiness, Waker, Fiber)}
-
-
 @dataclass
-class Counterexample:
+class Run:
     """A run from the machine's initial state that breaks a property."""
 
-    machine: Machine  # the spec's machine (the steps are its actions)
-    profile: Profile
-    steps: list  # (action, args)
-    choices: list  # the outcome each step took
+    area: str
+    profile: str  # the profile's name (with the area, it names the machine)
+    steps: list  # (action name, args, observation) per step
     rules: tuple  # the property's rules, broken after the last step
     text: str = ""  # the property, in words
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        """(action, args) per step: what a replay performs."""
+        return [(name, args) for name, args, _obs in self.steps]
+
+    @property
+    def observations(self) -> list:
+        return [obs for _name, _args, obs in self.steps]
 
 
 def observations(machine: Machine, profile: Profile, steps, choices) -> list:
@@ -85,22 +52,7 @@ def observations(machine: Machine, profile: Profile, steps, choices) -> list:
     return out
 
 
-def violation(cx: Counterexample, target: str):
-    """The run as a `Violation` of the property's rules (steps checked by replay)."""
-    from ..conformance.engine.verdicts import Violation
-    from ..conformance.engine.replay import ModelTarget, replay
-
-    obs = observations(cx.machine, cx.profile, cx.steps, cx.choices)
-    run = replay(cx.machine, cx.profile, ModelTarget(obs), cx.steps)
-    assert run.ok and len(run.steps) == len(cx.steps), "a z3 trace the spec does not allow"
-    steps = list(run.steps)
-    steps[-1] = replace(steps[-1], violated=tuple(cx.rules))
-    return Violation(cx.machine.area, cx.profile.name, target, steps)
-
-
-def save(cx: Counterexample, out_dir: str, formats=("svg",)) -> tuple[dict, str]:
-    """Write the counterexample files; (paths by kind, a note on any drawing not made)."""
-    from ..conformance.output.counterexample import save as save_files
-
-    target = TARGETS[cx.machine.area]
-    return save_files(violation(cx, target), target, out_dir, formats=formats)
+def run_of(machine: Machine, profile: Profile, steps, choices, rules, text: str = "") -> Run:
+    """The run that takes ``steps`` with the outcomes ``choices`` (a z3 trace), as plain data."""
+    obs = observations(machine, profile, steps, choices)
+    return Run(machine.area, profile.name, [(name, dict(args), o) for (name, args), o in zip(steps, obs)], tuple(rules), text)

@@ -10,6 +10,19 @@ is a z3 expression, it builds a z3 term; otherwise it computes the value.
 from __future__ import annotations
 
 
+# Plain truth values and numbers, the common case (every conformance step
+# evaluates the invariants with these): recognised by their exact type first,
+# which keeps a helper call about five times cheaper than the lookups below.
+_PLAIN = (bool, int)
+
+
+def _plain(values) -> bool:
+    for v in values:
+        if type(v) not in _PLAIN:
+            return False
+    return True
+
+
 def _symbolic(*values) -> bool:
     # No import of z3 here: a z3 term is recognised by its type's module.
     return any(type(v).__module__.startswith("z3") for v in values)
@@ -27,6 +40,8 @@ def _reader(values):
 
 def ite(cond, then, otherwise):
     """``then`` if ``cond`` else ``otherwise`` (both already evaluated)."""
+    if _plain((cond, then, otherwise)):
+        return then if cond else otherwise
     x = _reader((cond, then, otherwise))
     if x is not None:
         return x.ite(cond, then, otherwise)
@@ -38,6 +53,8 @@ def ite(cond, then, otherwise):
 
 
 def all_(*conds):
+    if _plain(conds):
+        return all(conds)
     x = _reader(conds)
     if x is not None:
         return x.all_(conds)
@@ -49,6 +66,8 @@ def all_(*conds):
 
 
 def any_(*conds):
+    if _plain(conds):
+        return any(conds)
     x = _reader(conds)
     if x is not None:
         return x.any_(conds)
@@ -60,6 +79,8 @@ def any_(*conds):
 
 
 def not_(cond):
+    if type(cond) in _PLAIN:
+        return not cond
     x = _reader((cond,))
     if x is not None:
         return x.not_(cond)

@@ -7,13 +7,14 @@ it observed, and stop at the first step the spec does not allow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from asyncspec.conformance.engine.bridge import checked
 from asyncspec.conformance.engine.selection import Selection
-from asyncspec.conformance.engine.verdicts import Step
+from asyncspec.conformance.engine.verdicts import Step, Violation
 from asyncspec.conformance.target import Target
+from asyncspec.spec import machine_for
 from asyncspec.spec.core import Machine, Profile, StepResult, enabled
 
 
@@ -93,6 +94,60 @@ class ModelTarget(Target):
 
     def project(self, state, action, obs):
         return self._project(state, action, obs) if self._project else obs
+
+
+class SpecTarget(Target):
+    """A machine's own actions as a target: each step takes the spec's first
+    allowed outcome (for the machine's default profile).  A run z3 found is
+    saved with it as its target, so `asyncspec replay FILE` replays it on the
+    model (and ``--target impl`` on the reference implementation)."""
+
+    name = "model"
+    description = "the spec machine itself, taking each action's first allowed outcome"
+
+    def open(self) -> None:
+        self.machine = machine_for(self.area)
+        self.prof = self.machine.profile(self.profile or None)
+        self.state = self.machine.init(self.prof)
+
+    def perform(self, action: str, args: Mapping[str, Any]):
+        outcomes = [o for o in self.machine.action(action).outcomes(self.state, dict(args), self.prof) if not o.breaks]
+        self.state = outcomes[0].next
+        return outcomes[0].obs
+
+
+class SpecReadiness(SpecTarget):
+    area = "readiness"
+    dialect = "epoll"
+    features = frozenset({"level", "edge", "oneshot", "rdhup", "eventfd", "errors", "nested", "dup", "ofd", "cap"})
+
+
+class SpecWaker(SpecTarget):
+    area = "waker"
+    features = frozenset({"executor", "bare", "noop", "context", "atomic_waker"})
+
+
+class SpecFiber(SpecTarget):
+    area = "fiber"
+    features = frozenset({"guard", "nested", "errors", "abi", "stack", "df", "sigmask"})
+
+
+# The spec as a target, by area, as a target name (module:class).
+SPEC_TARGETS = {c.area: f"{__name__}:{c.__name__}" for c in (SpecReadiness, SpecWaker, SpecFiber)}
+
+
+def model_run(run, machine: Machine | None = None) -> Violation:
+    """A run the model found (`asyncspec.model.trace.Run`: steps with their
+    observations) as a `Violation` of its property's rules, each step checked
+    by a replay on the spec (``machine``, default the run's area and profile).
+    The target is the spec itself (`SPEC_TARGETS`)."""
+    machine = machine or machine_for(run.area, run.profile)
+    profile = machine.profile(run.profile)
+    done = replay(machine, profile, ModelTarget(run.observations), run.calls)
+    assert done.ok and len(done.steps) == len(run.steps), "a z3 trace the spec does not allow"
+    steps = list(done.steps)
+    steps[-1] = replace(steps[-1], violated=tuple(run.rules))
+    return Violation(run.area, run.profile, SPEC_TARGETS[run.area], steps)
 
 
 def minimize(

@@ -15,6 +15,7 @@ import time
 from importlib import metadata
 from typing import Any, Iterable
 
+from asyncspec.conformance.engine.replay import model_run
 from asyncspec.conformance.engine.selection import EVERYTHING, Selection
 from asyncspec.conformance.engine.verdicts import Violation
 from asyncspec.conformance.output import itf, render
@@ -120,6 +121,13 @@ def save(
     drawn, note = render.render(render.to_dot(data), base, formats)
     paths.update(drawn)
     return paths, note
+
+
+def save_model_run(run, out_dir: str, formats=("svg",)) -> tuple[dict[str, str], str]:
+    """Write a run the model found (`asyncspec.model.trace.Run`) as a file set
+    (as `save`), its target the spec itself: (paths by kind, a note)."""
+    v = model_run(run)
+    return save(v, v.target, out_dir, formats=formats)
 
 
 class BadCounterexample(ValueError):

@@ -971,11 +971,53 @@ def _inv_dead_unregistered(w: World, p) -> bool:
     return all(any_(alive(s), not_(s.reg)) for s in w.slots)
 
 
+# The two below are the ones the proofs (asyncspec.model) need: the shape,
+# which the symbolic reading assumes of every state it explores, and a lemma
+# without which the readiness rows are not inductive.  They are written with
+# the logic helpers only (no Python and/or/if on state), so that reading
+# builds one term for each.
+
+
+def _inv_kinds_agree(w: World, p) -> bool:
+    out = []
+    for s in w.slots:
+        k = s.kind
+        sock = k == SOCK
+        out += [
+            any_(not_(s.peer_shut), sock),
+            any_(not_(s.err), sock),
+            any_(not_(s.peer_err), sock),
+            any_(not_(s.peer_err), not_(alive(s))),
+            any_(not_(s.full), k == PIPE_W, sock, k == EVENTFD),
+            any_(not_(s.child_queued), k == EPOLL_LT, k == EPOLL_ET),
+            any_(s.tx == 0, k == PIPE_W, sock),
+            any_(not_(s.peer), k == PIPE_R, k == PIPE_W, sock),
+            any_(k != NONE, all_(not_(s.ours), not_(s.dup), not_(s.peer), not_(s.reg))),
+        ]
+    return all_(*out)
+
+
+def _inv_shape(w: World, p) -> bool:
+    n = len(w.slots)
+    return all_(
+        *[
+            all_(s.kind >= NONE, s.kind <= EPOLL_ET, s.rx >= 0, s.tx >= 0, s.rank >= 0, s.rank < n, s.token >= 0, s.token < len(TOKENS))
+            for s in w.slots
+        ]
+    )
+
+
 INVARIANTS = (
     Invariant(R.ONESHOT_ONCE, _inv_disarmed_not_queued, "A disarmed oneshot registration is not on the ready list."),
     Invariant(R.POLL_FAIR, _inv_ranks, "The ready list's positions are 0..k-1."),
     Invariant(R.CTL_DEREGISTER, _inv_unregistered_clean, "An unregistered slot has no queued edge and is not armed."),
     Invariant(R.OFD_LAST_CLOSE, _inv_dead_unregistered, "A source with no open fd has no registration."),
+    Invariant(
+        R.SRC_RESET,
+        _inv_kinds_agree,
+        "A slot's fields are the ones its kind uses (a closed slot holds nothing); a reset peer means our end is closed.",
+    ),
+    Invariant(R.POLL_FAIR, _inv_shape, "Every slot's kind, counters, token and ready-list position are in their domains."),
 )
 
 

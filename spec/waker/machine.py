@@ -881,6 +881,12 @@ def _inv_aw_unlocked(w: World, p: Profile):
     return ite(locked, inside, not_(inside))
 
 
+def _inv_owned_until_complete(w: World, p: Profile):
+    # A lemma: without it the invariants above are not inductive (a poll
+    # that completes a task leads out of them).
+    return all_(*[ite(t.kind == SPAWNED, t.owned != t.complete, True) for t in w.tasks])
+
+
 SHAPE = (
     tuple(Invariant(R.ACCOUNTING, _inv_task(t), f"Task {t}'s fields are in their domains and agree with its kind.") for t in range(T))
     + tuple(Invariant(R.ACCOUNTING, _inv_slot(s), f"Waker slot {s} is empty, a noop waker, or a live task's.") for s in range(W))
@@ -895,6 +901,7 @@ INVARIANTS = (
         Invariant(R.WAKE_IDLE, _inv_queue, "A task is queued at most once, exactly while notified, never once complete."),
         Invariant(R.AW_NO_LOST_WAKEUP, _inv_no_lost_wakeup, "A finished round saw the condition or woke the consumer's task."),
         Invariant(R.AW_REGISTER, _inv_aw_unlocked, "REGISTERING is set exactly while a register is in progress."),
+        Invariant(R.REFCOUNT, _inv_owned_until_complete, "A spawned task is owned by the executor exactly until it completes."),
     )
 )
 

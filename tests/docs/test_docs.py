@@ -1,7 +1,8 @@
 """The generated docs are what `asyncspec docs` makes from the spec now.
 
-The committed docs are regenerated once into a temporary folder (that runs
-`asyncspec prove`, whose time dominates) and compared file by file.
+The committed docs are regenerated once into a temporary folder and compared
+file by file; their proof status is the test run's one proof table (the
+`proof_table` fixture, shared with test_model.py).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def _files(root: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
+def fresh(tmp_path_factory, proof_table):
     out = tmp_path_factory.mktemp("docs")
-    written = write_docs(str(out), report=lambda line: None)
+    written = write_docs(str(out), proof_table.outcomes, report=lambda line: None)
     return str(out), {os.path.relpath(p, out) for p in written}
 
 

@@ -125,8 +125,13 @@ def test_the_register_then_check_discipline_masks_a_lost_unlock_wake():
 import json
 import os
 
+from asyncspec.conformance.output.counterexample import save_model_run
+from asyncspec.conformance.engine.replay import SPEC_TARGETS, SpecReadiness
 from asyncspec.model import prove as PR
-from asyncspec.model import trace as TR
+from asyncspec.model.proofs import fiber as FP
+from asyncspec.model.proofs import pin as PP
+from asyncspec.model.proofs import readiness as RP
+from asyncspec.model.proofs import waker as WP
 from asyncspec.spec.fiber import layout as FL
 from asyncspec.spec.readiness import machine as RM
 
@@ -134,15 +139,14 @@ from asyncspec.spec.readiness import machine as RM
 @pytest.fixture
 def fresh_readiness(monkeypatch):
     """A one-slot readiness world (fast), read afresh (a weakened spec must not reuse a cached reading)."""
-    monkeypatch.setattr(PR, "READINESS_SLOTS", 1)
-    PR.readiness_reading.cache_clear()
+    monkeypatch.setattr(RP, "SLOTS", 1)
+    RP.reading.cache_clear()
     yield
-    PR.readiness_reading.cache_clear()
+    RP.reading.cache_clear()
 
 
-def test_every_property_is_checked_and_proved():
-    lines = []
-    outcomes = PR.prove(report=lines.append)
+def test_every_property_is_checked_and_proved(proof_table):
+    outcomes, lines = proof_table.outcomes, proof_table.lines
     assert [o.prop for o in outcomes] == PR.PROPERTIES
     assert len(lines) == len(PR.PROPERTIES)
     for o in outcomes:
@@ -151,8 +155,24 @@ def test_every_property_is_checked_and_proved():
     assert {o.prop.area for o in outcomes} == {"fiber", "waker", "readiness", "pin"}
 
 
+def test_every_area_with_a_proof_file_has_rows_and_the_model_reads_the_spec_only():
+    """The runner finds each area's rows by its proof file; nothing in the
+    model imports the conformance suite (a refuted run comes back as data)."""
+    import subprocess
+    import sys
+
+    assert [m.__name__.rsplit(".", 1)[-1] for m in PR.proof_files()] == ["fiber", "waker", "readiness", "pin"]
+    assert all(p.area == m.__name__.rsplit(".", 1)[-1] for m in PR.proof_files() for p in m.PROPERTIES)
+    code = (
+        "import sys, asyncspec.model.prove, asyncspec.model.trace; "
+        "print(sorted(m for m in sys.modules if m.startswith('asyncspec.conformance')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_the_waker_rows_cover_every_waker_action():
-    covered = [n for names in PR.WAKER_GROUPS.values() for n in names]
+    covered = [n for names in WP.GROUPS.values() for n in names]
     assert sorted(covered) == sorted(a.name for a in WAKER.actions)
 
 
@@ -161,11 +181,11 @@ def test_a_oneshot_that_does_not_disarm_is_refuted_with_a_replayable_run(fresh_r
     prop = next(p for p in PR.PROPERTIES if p.rules == ("RDY-ONESHOT-1",))
     ok, detail, run = prop.check()
     assert not ok and "from the initial state" in detail
-    names = [name for name, _ in run.steps]
+    names = [name for name, _args, _obs in run.steps]
     assert names.count("poll") == 2 and names[-1] == "poll"
-    files, _note = TR.save(run, str(tmp_path))
+    files, _note = save_model_run(run, str(tmp_path))
     data = json.load(open(files["json"]))
-    assert data["target"] == TR.TARGETS["readiness"] and [v["id"] for v in data["violated"]] == ["RDY-ONESHOT-1"]
+    assert data["target"] == SPEC_TARGETS["readiness"] and [v["id"] for v in data["violated"]] == ["RDY-ONESHOT-1"]
     assert data["steps"][-1]["observed"], "the weakened spec's second oneshot event is recorded"
     assert os.path.exists(files["itf"]) and os.path.exists(files["dot"])
     monkeypatch.undo()  # replay against the real spec and the reference reactor
@@ -195,7 +215,7 @@ def test_the_cli_writes_refuted_runs_and_json(fresh_readiness, monkeypatch, tmp_
 
 def test_an_entry_aligned_to_16_instead_of_16n_minus_8_is_refuted(monkeypatch):
     monkeypatch.setattr(FL, "x86_entry_sp", lambda top: FL.align_down(top))
-    ok, detail = PR._fiber_alignment()
+    ok, detail = FP.alignment()
     assert not ok and "top = " in detail and "not 16-aligned" in detail
 
 
@@ -203,7 +223,7 @@ def test_a_regs_check_that_cannot_tell_two_registers_apart_is_refuted(monkeypatc
     from asyncspec.spec.fiber import machine as FM
 
     monkeypatch.setattr(FM, "reg_values", lambda seed, who: tuple((seed * 16 + k % 5 + 1) for k in range(6)))
-    ok, detail = PR._fiber_callee_saved()
+    ok, detail = FP.callee_saved()
     assert not ok and "same value" in detail
 
 
@@ -213,7 +233,7 @@ def test_an_et_registration_that_misses_a_wakeup_is_refuted(fresh_readiness, mon
     monkeypatch.setattr(RM, "wake", lambda w, i, key, p, before: w if key == RM.IN else real(w, i, key, p, before))
     prop = next(p for p in PR.PROPERTIES if p.rules == ("RDY-ET-6",))
     ok, detail, run = prop.check()
-    assert not ok and [n for n, _ in run.steps].count("read_ours") >= 1
+    assert not ok and [n for n, _args, _obs in run.steps].count("read_ours") >= 1
 
 
 def test_prove_json_for_one_area(tmp_path, capsys):
@@ -228,7 +248,7 @@ def test_prove_json_for_one_area(tmp_path, capsys):
 
 
 def test_the_model_target_runs_the_spec():
-    t = TR.Readiness()
+    t = SpecReadiness()
     t.open()
     assert t.perform("create", {"slot": 0, "kind": "pipe_r"}) == ("ok",)
     assert t.perform("poll", {"max_events": 1}) == ()
@@ -237,7 +257,7 @@ def test_the_model_target_runs_the_spec():
 def test_the_symbolic_reading_agrees_with_the_spec_run_concretely(fresh_readiness):
     """On every state reachable in two steps of the one-slot world, the
     transitions whose condition holds give exactly the spec's outcomes."""
-    sym = PR.build_readiness_reading()
+    sym = RP.build_reading()
     machine, p = sym.machine, sym.profile
     by_step: dict = {}
     for tr in sym.transitions():
@@ -302,7 +322,6 @@ def _pin_weakened(action_name, outcomes):
 
 
 def test_pin_new_allowed_on_a_pinned_type_breaks_the_pin_invariants():
-    from asyncspec.model import prove
     from asyncspec.spec.pin import machine as PM
 
     def pin_new_for_any_type(w, a, p):  # no E0277 for !Unpin
@@ -312,12 +331,11 @@ def test_pin_new_allowed_on_a_pinned_type_breaks_the_pin_invariants():
             return PM.rejected(w, *err)
         return [Outcome(PM.obs(), w.put(v, PM._pinned_at(w.vals[v], PM.L_X, PM.P_REF)), ())]
 
-    ok, detail = prove._pin_invariants(_pin_weakened("pin_new", pin_new_for_any_type))()
+    ok, detail = PP.invariants(_pin_weakened("pin_new", pin_new_for_any_type))()
     assert not ok and "pin_new" in detail, detail
 
 
 def test_a_safe_move_out_of_a_pin_is_refuted():
-    from asyncspec.model import prove
     from asyncspec.spec.pin import machine as PM
 
     def into_inner_for_any_type(w, a, p):  # into_inner without the Unpin bound
@@ -328,5 +346,5 @@ def test_a_safe_move_out_of_a_pin_is_refuted():
         moved = replace(val, x=PM.X_LIVE, p=PM.P_MOVED, loc=PM.L_X, moved=val.pinned)
         return [Outcome(PM.obs(), w.put(v, moved), ())]
 
-    ok, detail = prove._pin_safe_steps(_pin_weakened("into_inner", into_inner_for_any_type))()
+    ok, detail = PP.safe_steps(_pin_weakened("into_inner", into_inner_for_any_type))()
     assert not ok and "into_inner" in detail, detail
