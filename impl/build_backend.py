@@ -17,7 +17,12 @@ import sys
 from setuptools import build_meta as _setuptools_backend
 from setuptools.command.build_ext import build_ext as _build_ext
 
-CFFI_MODULES = ["impl/reactor/build.py:ffibuilder", "impl/task_build.py:ffibuilder"]
+CFFI_MODULES = [
+    "impl/reactor/build.py:ffibuilder",
+    "impl/task/build.py:ffibuilder",
+    # What `asyncspec bench` runs in C, over the installed extensions.
+    "conformance/benchmarks/build.py:ffibuilder",
+]
 
 # The ucontext peer (a comparison target, not part of the switcher) needs
 # glibc's makecontext/swapcontext: Linux only.

@@ -1,7 +1,7 @@
 """A single-threaded executor over the C tasks and the reference reactor.
 
 Coroutines are plain `async def` functions.  The executor keeps each
-spawned coroutine in a C task (impl/task.c: state word, reference count,
+spawned coroutine in a C task (impl/task/: state word, reference count,
 run queue) and polls it one step at a time: a poll pops the task from the
 run queue, runs the coroutine until it awaits something that is not ready,
 and ends; the task runs again only when something wakes its waker.  When
@@ -96,6 +96,8 @@ from asyncspec.impl import task as _task
 from asyncspec.impl.reactor import Events, Interest, Poll, Registry, Token, Trigger
 from asyncspec.impl.reactor import Waker as ReactorWaker
 from asyncspec.impl.task import PENDING
+from asyncspec.impl.task.queue import _BEGIN_COMPLETE, _NEXT_EMPTY
+from asyncspec.impl.task.waker import _BORROWED, _EXPIRED
 
 __all__ = [
     "PENDING",
@@ -628,7 +630,7 @@ class Executor:
     turn) when it holds more than that many (None: never)."""
 
     def __init__(self, *, api: _task.Api | None = None, events: int = 256, quarantine_limit: int | None = 4096):
-        self._t = api if api is not None else _task._installed
+        self._t = api if api is not None else _task.INSTALLED
         t = self._t
         self._lib = t.lib
         self._ffi = t.ffi
@@ -677,7 +679,7 @@ class Executor:
         if lib.ast_task_new(self._q, 1, out):
             raise t._error()
         ptr = out[0]
-        tid = int(ptr.id)
+        tid = int(lib.ast_task_id(ptr))
         raw = ffi.new("struct ast_raw_waker *", (ptr, t.vtable))
         rec = _TaskRecord(tid, ptr, raw, coro, Context(self, tid))
         self._tasks[tid] = rec
@@ -732,12 +734,12 @@ class Executor:
         n = 0
         while n < budget:
             rc = lib.ast_queue_next(q, nxt)
-            if rc == _task._NEXT_EMPTY:
+            if rc == _NEXT_EMPTY:
                 break
             if rc < 0:
                 raise self._t._error()
             n += 1
-            if rc == _task._BEGIN_COMPLETE:
+            if rc == _BEGIN_COMPLETE:
                 continue  # complete (cancelled) when popped: not polled
             rec = self._tasks.get(nxt.id)
             if rec is None:  # cannot happen: a task is in _tasks until it completes
@@ -749,7 +751,7 @@ class Executor:
     def _step(self, rec: _TaskRecord) -> None:
         """Poll one task: run its coroutine one step with its waker borrowed."""
         t = self._t
-        waker = t.Waker._make(rec.raw, rec.id, _task._BORROWED)
+        waker = t.Waker._make(rec.raw, rec.id, _BORROWED)
         cx = rec.cx
         cx.waker = waker
         prev = getattr(_local, "cx", None)
@@ -772,7 +774,7 @@ class Executor:
                 rec.exc = e
         finally:
             _local.cx = prev
-            waker._st = _task._EXPIRED
+            waker._st = _EXPIRED
             cx.waker = None
             rc = self._lib.ast_task_poll_end(rec.ptr, 1 if ready else 0)
         if rc < 0:

@@ -1,8 +1,7 @@
 """Other builds of a cffi C layer: the same sources with extra -D definitions.
 
-The deliberately broken switchers (ASF_BROKEN_*, impl/fiber_build.py) and
-executors (AST_BROKEN_*, impl/task_build.py) are the reference sources
-compiled with one definition each.  `build` compiles such a variant into a
+The deliberately broken switchers (ASF_BROKEN_*, impl/fiber_build.py) are
+the reference sources compiled with one definition each.  `build` compiles such a variant into a
 directory of the caller's, without touching the installed module.
 
 The module is named after the variant and a hash of the sources,

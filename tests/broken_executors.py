@@ -1,8 +1,8 @@
 """Deliberately broken executors: the conformance suite must catch each one.
 
-Each is the reference C task layer (impl/task.c) compiled with one
-AST_BROKEN_* definition (see the head of task.c), given to `asyncspec run`
-as a ``module:attribute`` target:
+Each is the reference C task layer (impl/task/) with one bug patched in
+(fixtures/broken_builds.py), given to `asyncspec run` as a
+``module:attribute`` target:
 
     LostWake        a wake while the task is RUNNING is ignored
     DoubleEnqueue   a wake of a queued task queues it again
@@ -19,55 +19,56 @@ from __future__ import annotations
 from asyncspec.conformance.targets.impl_waker import ImplWaker
 from variant_builds import variant_api as _variant_api
 
+from asyncspec.impl import task
+from fixtures.broken_builds import executor_build
+
 DIR_ENV = "ASYNCSPEC_BROKEN_EXECUTORS_DIR"
 
 
-def variant_api(define: str):
-    from asyncspec.impl import task, task_build
-
-    return _variant_api(DIR_ENV, define, task_build.build_variant, task.api)
+def variant_api(name: str):
+    return _variant_api(DIR_ENV, name, executor_build, task.api)
 
 
 class BrokenExecutor(ImplWaker):
-    define = ""
+    build = ""  # the broken build's name in fixtures/broken_builds.py
 
     @classmethod
     def unavailable(cls):
         try:
-            variant_api(cls.define)  # compiled here, before the workers start
+            variant_api(cls.build)  # compiled here, before the workers start
         except Exception as e:
-            return f"cannot build the {cls.define or 'unbroken'} task layer: {e}"
+            return f"cannot build the {cls.build or 'unbroken'} task layer: {e}"
         return None
 
     def _api(self):
-        return variant_api(self.define)
+        return variant_api(self.build)
 
 
 class LostWake(BrokenExecutor):
     name = "broken-lost-wake"
-    define = "AST_BROKEN_LOST_WAKE"
+    build = "lost-wake"
     description = "A wake while the task is being polled is ignored."
 
 
 class DoubleEnqueue(BrokenExecutor):
     name = "broken-double-enqueue"
-    define = "AST_BROKEN_DOUBLE_ENQUEUE"
+    build = "double-enqueue"
     description = "A wake of a task already queued queues it again."
 
 
 class WakeDrops(BrokenExecutor):
     name = "broken-wake-drops"
-    define = "AST_BROKEN_WAKE_DROPS"
+    build = "wake-drops"
     description = "wake also counts a drop call and releases one more reference."
 
 
 class RefcountOffByOne(BrokenExecutor):
     name = "broken-refcount"
-    define = "AST_BROKEN_REFCOUNT"
+    build = "refcount"
     description = "clone does not increment the reference count."
 
 
 class Unbroken(BrokenExecutor):
     name = "unbroken-executor"
-    define = ""
-    description = "The reference task layer built by build_variant with no AST_BROKEN_* definition."
+    build = ""
+    description = "The reference task layer through the test-build path, with no patch."

@@ -37,7 +37,10 @@ def variant_api(define: str):
     (with no definition for "")."""
     from asyncspec.impl import fiber, fiber_build
 
-    return _variant_api(DIR_ENV, define, fiber_build.build_variant, fiber.api)
+    def build(name, directory):
+        return fiber_build.build_variant(name.lower() or "unbroken", [name] if name else [], directory)
+
+    return _variant_api(DIR_ENV, define, build, fiber.api)
 
 
 class VariantBuild:

@@ -1,5 +1,6 @@
-"""Where the deliberately broken builds (tests/broken_switchers.py,
-tests/broken_executors.py) are compiled, once per run.
+"""Where the deliberately broken builds (fixtures/broken_builds.py, driven by
+tests/broken_switchers.py and tests/broken_executors.py) are compiled, once
+per run.
 
 The directory is named in the environment, so the worker processes the
 runner starts find the modules there instead of compiling again.
@@ -24,10 +25,10 @@ def variant_dir(env: str) -> str:
     return path
 
 
-def variant_api(env: str, define: str, build_variant, api):
-    """``api(module)`` over the sources compiled with ``-D<define>`` (none for "")."""
-    key = (env, define)
+def variant_api(env: str, name: str, build, api):
+    """``api(module)`` over the test build ``build(name, directory)`` ("" for
+    the unpatched sources; fixtures/broken_builds.py)."""
+    key = (env, name)
     if key not in _apis:
-        module = build_variant(define.lower() or "unbroken", [define] if define else [], variant_dir(env))
-        _apis[key] = api(module)
+        _apis[key] = api(build(name, variant_dir(env)))
     return _apis[key]
