@@ -88,10 +88,11 @@ def conformance_rate(target: str, examples: int) -> tuple[float, int]:
 def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
     """ns: C switch (ours; glibc swapcontext's as "ucontext_switch" where built),
     Python resume+yield round trip (ours), greenlet switch pair."""
-    from asyncspec.impl import fiber
+    from asyncspec.conformance.benchmarks import fibers
+    from asyncspec.conformance.targets.impl import probe as fiber
 
     out = {}
-    out["c_switch"] = statistics.median(fiber.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
+    out["c_switch"] = statistics.median(fibers.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
     try:
         from asyncspec.impl._ucontext import lib as ucontext
     except ImportError:

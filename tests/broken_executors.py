@@ -25,8 +25,12 @@ from fixtures.broken_builds import executor_build
 DIR_ENV = "ASYNCSPEC_BROKEN_EXECUTORS_DIR"
 
 
+def _build(name: str, directory: str):
+    return task.api(executor_build(name, directory))
+
+
 def variant_api(name: str):
-    return _variant_api(DIR_ENV, name, executor_build, task.api)
+    return _variant_api(DIR_ENV, name, _build)
 
 
 class BrokenExecutor(ImplWaker):

@@ -1,8 +1,8 @@
 """A deliberately broken pinning runtime: the pin conformance run must catch it.
 
-RelocateStarted is the reference fiber switcher compiled with
-ASF_BROKEN_RELOCATE: its safe Fiber.relocate lets a started fiber move (a
-bitwise move that fixes no pointer) instead of refusing it.  Driven by the
+RelocateStarted is the reference fiber switcher with the "relocate" patch
+(fixtures/broken_builds.py): its safe Fiber.relocate lets a started fiber
+move (a bitwise move that fixes no pointer) instead of refusing it.  Driven by the
 reference pin target's own code, given to `asyncspec run pin` as a
 ``module:attribute`` target like any user's own.
 """
@@ -16,4 +16,4 @@ from broken_switchers import VariantBuild
 class RelocateStarted(VariantBuild, ImplPin):
     name = "broken-relocate-started"
     description = "Fiber.relocate moves a started (pinned) fiber instead of refusing it."
-    define = "ASF_BROKEN_RELOCATE"
+    build = "relocate"

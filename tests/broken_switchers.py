@@ -1,10 +1,10 @@
 """Deliberately broken fiber switchers: the conformance suite must catch each one.
 
-Each is the reference switcher (impl/fiber.c and impl/fiber_x86_64.S)
-compiled with one ASF_BROKEN_* definition, which plants one classic bug (see
-the head of fiber_x86_64.S), and driven by the reference target's own code
-through `asyncspec.impl.fiber.api`.  They are given to `asyncspec run fiber`
-as ``module:attribute`` targets like any user's own:
+Each is the reference switcher (impl/fiber/) with one classic bug patched in
+(fixtures/broken_builds.py), driven by the reference target's own code
+through the probe interpreter bound to that build
+(`asyncspec.conformance.targets.impl.probe.api`).  They are given to
+`asyncspec run fiber` as ``module:attribute`` targets like any user's own:
 
     EntryAlign16      a new fiber enters with rsp % 16 == 0 (the libco bug)
     RbxNotRestored    the switch saves rbx and never restores it
@@ -29,24 +29,20 @@ from __future__ import annotations
 from asyncspec.conformance.targets.impl_fiber import ImplFiber
 from variant_builds import variant_api as _variant_api
 
+from fixtures.broken_builds import switcher_build
+
 DIR_ENV = "ASYNCSPEC_BROKEN_SWITCHERS_DIR"
 
 
-def variant_api(define: str):
-    """The fiber API over the reference sources compiled with ``-D<define>``
-    (with no definition for "")."""
-    from asyncspec.impl import fiber, fiber_build
-
-    def build(name, directory):
-        return fiber_build.build_variant(name.lower() or "unbroken", [name] if name else [], directory)
-
-    return _variant_api(DIR_ENV, define, build, fiber.api)
+def variant_api(name: str):
+    """The probe API over the switcher's test build `name` (fixtures/broken_builds.py; "" for no patch)."""
+    return _variant_api(DIR_ENV, name, switcher_build)
 
 
 class VariantBuild:
-    """Mixed into a reference target: drive the build compiled with ``define``."""
+    """Mixed into a reference target: drive the test build named `build`."""
 
-    define = ""
+    build = ""
 
     @classmethod
     def unavailable(cls):
@@ -54,22 +50,22 @@ class VariantBuild:
         if why:
             return why
         try:
-            variant_api(cls.define)  # compiled here, before the workers start
+            variant_api(cls.build)  # compiled here, before the workers start
         except Exception as e:
-            return f"cannot build the {cls.define} switcher: {e}"
+            return f"cannot build the {cls.build or 'unbroken'} switcher: {e}"
         return None
 
     def _api(self):
-        return variant_api(self.define)
+        return variant_api(self.build)
 
 
 class BrokenSwitcher(VariantBuild, ImplFiber):
-    """The reference target over a broken build; `define` names the bug."""
+    """The reference target over a broken build; `build` names the bug."""
 
 
 class EntryAlign16(BrokenSwitcher):
     name = "broken-entry-align16"
-    define = "ASF_BROKEN_ENTRY_ALIGN16"
+    build = "entry-align16"
     description = "A new fiber enters its entry function with rsp % 16 == 0, aligned as before a call."
 
 
@@ -90,29 +86,29 @@ class EntryAlign16Movaps(EntryAlign16):
 
 class RbxNotRestored(BrokenSwitcher):
     name = "broken-rbx"
-    define = "ASF_BROKEN_RBX"
+    build = "rbx"
     description = "The switch saves rbx but never restores it."
 
 
 class MxcsrNotSwitched(BrokenSwitcher):
     name = "broken-mxcsr"
-    define = "ASF_BROKEN_MXCSR"
+    build = "mxcsr"
     description = "The switch neither saves nor restores MXCSR; the x87 control word is still switched."
 
 
 class GuardOverlap(BrokenSwitcher):
     name = "broken-guard-overlap"
-    define = "ASF_BROKEN_GUARD_OVERLAP"
+    build = "guard-overlap"
     description = "An allocated stack's usable range starts at its guard page: its top is one page too low."
 
 
 class FramePointerNotZeroed(BrokenSwitcher):
     name = "broken-fp-chain"
-    define = "ASF_BROKEN_FP_CHAIN"
+    build = "fp-chain"
     description = "A new fiber starts with its creator's rbp: the frame-pointer chain runs off its stack (a SHOULD rule)."
 
 
 class Unbroken(BrokenSwitcher):
     name = "unbroken-variant"
-    define = ""
-    description = "The reference sources built by build_variant with no ASF_BROKEN_* definition."
+    build = ""
+    description = "The reference sources through the test-build path, with no patch."

@@ -25,10 +25,11 @@ def variant_dir(env: str) -> str:
     return path
 
 
-def variant_api(env: str, name: str, build, api):
-    """``api(module)`` over the test build ``build(name, directory)`` ("" for
-    the unpatched sources; fixtures/broken_builds.py)."""
+def variant_api(env: str, name: str, build):
+    """The API ``build(name, directory)`` returns over the test build `name`
+    ("" for the unpatched sources; fixtures/broken_builds.py), built once
+    per process into the directory `env` names."""
     key = (env, name)
     if key not in _apis:
-        _apis[key] = api(build(name, variant_dir(env)))
+        _apis[key] = build(name, variant_dir(env))
     return _apis[key]

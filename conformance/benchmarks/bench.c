@@ -4,8 +4,11 @@
 
 #include "bench.h"
 
+#include <errno.h>
+#include <string.h>
 #include <time.h>
 
+#include "fiber.h"
 #include "task.h"
 
 /* The table's entries have the types task.h gives the functions. */
@@ -79,4 +82,57 @@ int64_t asb_wakes(const struct asb_tasks *a, uint64_t n)
     a->raw_drop(&w);
     release_task(a, q, t);
     return polls == n ? (int64_t)(t1 - t0) : -AST_ERR_STATE;
+}
+
+/* ------------------------------------------------------------------------
+ * Fibers
+ * ------------------------------------------------------------------------ */
+
+#define ASB_SAME_FIBER(field, fn) \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(((struct asb_fibers *)0)->field), __typeof__(&fn)), #fn)
+ASB_SAME_FIBER(stack_alloc, asf_stack_alloc);
+ASB_SAME_FIBER(stack_free, asf_stack_free);
+ASB_SAME_FIBER(init, asf_fiber_init);
+ASB_SAME_FIBER(resume, asf_fiber_resume);
+ASB_SAME_FIBER(yield, asf_fiber_yield);
+ASB_SAME_FIBER(destroy, asf_fiber_destroy);
+
+/* The fiber's side: forever, yield one more than the value it was resumed with. */
+static uintptr_t loop_body(void *arg, uintptr_t v)
+{
+    const struct asb_fibers *a = arg;
+    for (;;) {
+        uintptr_t in = v;
+        a->yield(v + 1, &in);
+        v = in;
+    }
+}
+
+int64_t asb_pingpong(const struct asb_fibers *a, uint64_t n)
+{
+    struct asf_stack s;
+    struct asf_fiber f;
+    memset(&s, 0, sizeof s);
+    memset(&f, 0, sizeof f);
+    int r = a->stack_alloc(&s, 64 * 1024);
+    if (r < 0)
+        return r;
+    r = a->init(&f, &s, loop_body, (void *)a);
+    if (r < 0) {
+        a->stack_free(&s);
+        return r;
+    }
+    uintptr_t v = 0;
+    r = a->resume(&f, v, &v); /* start it (not timed) */
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n && r == ASF_YIELDED; i++)
+        r = a->resume(&f, v, &v);
+    uint64_t t1 = now_ns();
+    a->destroy(&f);
+    a->stack_free(&s);
+    if (r != ASF_YIELDED)
+        return r < 0 ? r : -EIO;
+    if (v != n + 1)
+        return -EIO; /* each round trip adds one on the fiber's side */
+    return (int64_t)(t1 - t0);
 }

@@ -12,6 +12,7 @@
 #ifndef ASYNCSPEC_BENCH_H
 #define ASYNCSPEC_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* cffi: begin */
@@ -37,6 +38,23 @@ struct asb_tasks {
 /* Nanoseconds for n cycles of wake_by_ref + pop + poll (pending), or a
  * negative AST_ERR_* code. */
 int64_t asb_wakes(const struct asb_tasks *api, uint64_t n);
+
+struct asf_stack;
+struct asf_fiber;
+
+/* The switcher's functions used by asb_pingpong (impl/fiber/fiber.h). */
+struct asb_fibers {
+    int (*stack_alloc)(struct asf_stack *s, size_t size);
+    int (*stack_free)(struct asf_stack *s);
+    int (*init)(struct asf_fiber *f, struct asf_stack *s, uintptr_t (*entry)(void *arg, uintptr_t value), void *arg);
+    int (*resume)(struct asf_fiber *f, uintptr_t value, uintptr_t *out);
+    int (*yield)(uintptr_t value, uintptr_t *in);
+    int (*destroy)(struct asf_fiber *f);
+};
+
+/* Nanoseconds for n resume/yield round trips (2n switches) between this
+ * thread and a fiber, or -errno. */
+int64_t asb_pingpong(const struct asb_fibers *api, uint64_t n);
 /* cffi: end */
 
 #endif

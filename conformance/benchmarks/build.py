@@ -1,9 +1,10 @@
 """cffi (API mode) build script for the benchmarks' C loops: asyncspec.conformance.benchmarks._bench.
 
 The declarations are bench.h's cffi section; the source is bench.c, which
-includes the task layer's public header (impl/task/task.h) for its types and
-constants, and nothing else of the implementation: it reaches the installed
-extension's functions through addresses handed over from Python.  cffi
+includes the public headers of the task and fiber layers (impl/task/task.h,
+impl/fiber/fiber.h) for their types and constants, and nothing else of the
+implementation: it reaches the installed extensions' functions through
+addresses handed over from Python.  cffi
 compiles it when the package is built or installed (`cffi_modules` in
 impl/build_backend.py).
 """
@@ -18,7 +19,9 @@ except ImportError:  # run by cffi while the package is built: impl/ is on sys.p
     import cdef
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TASK_HEADERS = os.path.join(HERE, os.pardir, os.pardir, "impl", "task")
+IMPL = os.path.join(HERE, os.pardir, os.pardir, "impl")
+# The public headers of the layers the loops drive, for their types and constants.
+HEADERS = [os.path.join(IMPL, "task"), os.path.join(IMPL, "fiber")]
 
 
 def _rel(path: str) -> str:
@@ -33,6 +36,6 @@ ffibuilder.set_source(
     "asyncspec.conformance.benchmarks._bench",
     '#include "bench.h"',
     sources=[_rel(os.path.join(HERE, "bench.c"))],
-    include_dirs=[_rel(HERE), _rel(TASK_HEADERS)],
+    include_dirs=[_rel(HERE), *(_rel(h) for h in HEADERS)],
     extra_compile_args=["-std=gnu11"],
 )

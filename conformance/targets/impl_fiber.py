@@ -21,7 +21,7 @@ STACK = 64 * 1024
 def switcher_unavailable() -> str | None:
     """Why the reference switcher cannot run here (None: it can)."""
     try:
-        import asyncspec.impl.fiber  # noqa: F401
+        import asyncspec.conformance.targets.impl.probe  # noqa: F401
     except ImportError as e:
         return f"the fiber switcher is not built for this machine: {e}"
     return None
@@ -38,7 +38,7 @@ class ImplFiber(FiberTarget):
 
     def _api(self):
         """The fiber API this target drives: the installed build's (asyncspec.impl.fiber)."""
-        from asyncspec.impl import fiber
+        from asyncspec.conformance.targets.impl import probe as fiber
 
         return fiber
 

@@ -61,7 +61,7 @@ class ImplPin(Target):
         return switcher_unavailable()
 
     def _api(self):
-        from asyncspec.impl import fiber
+        from asyncspec.conformance.targets.impl import probe as fiber
 
         return fiber
 
