@@ -94,7 +94,7 @@ def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
     out = {}
     out["c_switch"] = statistics.median(fibers.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
     try:
-        from asyncspec.impl._ucontext import lib as ucontext
+        from asyncspec.conformance.targets.c.ucontext._ucontext import lib as ucontext
     except ImportError:
         pass
     else:

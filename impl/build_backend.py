@@ -27,7 +27,7 @@ CFFI_MODULES = [
 # The ucontext peer (a comparison target, not part of the switcher) needs
 # glibc's makecontext/swapcontext: Linux only.
 if sys.platform.startswith("linux"):
-    CFFI_MODULES.append("impl/ucontext_build.py:ffibuilder")
+    CFFI_MODULES.append("conformance/targets/c/ucontext/build.py:ffibuilder")
 
 # The fibers need a context switch written for the machine (see
 # impl/fiber/build.py); elsewhere the package installs without them, and

@@ -1,6 +1,7 @@
 """`ucontext`: glibc's makecontext/swapcontext as a peer switcher.
 
-The C layer is asyncspec.impl._ucontext (impl/ucontext_peer.c): fibers on
+The C layer is asyncspec.conformance.targets.c.ucontext._ucontext
+(conformance/targets/c/ucontext/peer.c): fibers on
 mmap'd stacks with a guard page, running the spec's programs as C bodies
 (yieldK, nestJ, self) and reporting a resume of a running or finished fiber
 as an error code.
@@ -37,13 +38,13 @@ class UcontextTarget(FiberTarget):
     @classmethod
     def unavailable(cls):
         try:
-            import asyncspec.impl._ucontext  # noqa: F401
+            import asyncspec.conformance.targets.c.ucontext._ucontext  # noqa: F401
         except ImportError as e:
             return f"the ucontext peer is not built for this machine: {e}"
         return None
 
     def open(self):
-        from asyncspec.impl._ucontext import ffi, lib
+        from asyncspec.conformance.targets.c.ucontext._ucontext import ffi, lib
 
         self._ffi, self._lib = ffi, lib
         self._out = ffi.new("uintptr_t *")
