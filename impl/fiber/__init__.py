@@ -307,7 +307,6 @@ class Stack:
         return f"<Stack {kind} [{self.base:#x}, {self.top:#x}) {self.size} bytes>"
 
 
-
 # ---------------------------------------------------------------------------
 # Fibers
 # ---------------------------------------------------------------------------
@@ -326,6 +325,7 @@ class SelfCheck(NamedTuple):
 
 
 def _finalize_fiber(c, h: _StackHandle, keep: list) -> None:
+    # `keep` (the fiber's _refs) is only held: what the body uses lives until here.
     if h._lib.asf_fiber_destroy(c) == 0 and h.free_when_idle:
         h.free()
 
