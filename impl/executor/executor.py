@@ -36,11 +36,12 @@ def spawn(coro) -> JoinHandle:
 
 class Executor:
     """A single-threaded executor: `spawn`, `block_on`, `close` (see the
-    module doc).  `api` selects the build of the task layer (default: the
-    installed one; a task.api(...) over a variant build runs the same
-    executor on it).  `quarantine_limit`: the checked build keeps freed task
-    blocks in quarantine; the executor flushes it (a look at each reactor
-    turn) when it holds more than that many (None: never)."""
+    package doc).  `api` selects the build of the task layer (default: the
+    installed one; a task.api(...) over another build, such as the tests'
+    broken ones, runs the same executor on it).  `quarantine_limit`: the task
+    layer keeps freed task blocks in quarantine; the executor flushes it (a
+    look at each reactor turn) when it holds more than that many (None:
+    never)."""
 
     def __init__(self, *, api: _task.Api | None = None, events: int = 256, quarantine_limit: int | None = 4096):
         self._t = api if api is not None else _task.INSTALLED
