@@ -88,12 +88,13 @@ def conformance_rate(target: str, examples: int) -> tuple[float, int]:
 def fiber_costs(calls: int, repeats: int) -> dict[str, float]:
     """ns: C switch (ours; glibc swapcontext's as "ucontext_switch" where built),
     Python resume+yield round trip (ours), greenlet switch pair."""
-    from asyncspec.impl import fiber
+    from asyncspec.conformance.benchmarks import fibers
+    from asyncspec.conformance.targets.impl import probe as fiber
 
     out = {}
-    out["c_switch"] = statistics.median(fiber.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
+    out["c_switch"] = statistics.median(fibers.bench_pingpong(calls * 10) / (calls * 20) for _ in range(repeats))
     try:
-        from asyncspec.impl._ucontext import lib as ucontext
+        from asyncspec.conformance.targets.c.ucontext._ucontext import lib as ucontext
     except ImportError:
         pass
     else:
@@ -141,12 +142,12 @@ def waker_costs(calls: int, repeats: int, requests: int) -> None:
     import subprocess
     import sys
 
-    from asyncspec.impl import task
+    from asyncspec.conformance.benchmarks import wakes
 
-    runs = [task.bench_wakes(calls) for _ in range(repeats)]
+    runs = [wakes.bench_wakes(calls) for _ in range(repeats)]
     c = statistics.median(r.c for r in runs)
     py = statistics.median(r.python for r in runs)
-    native = statistics.median(task.bench_wakes_native(calls * 10) for _ in range(repeats))
+    native = statistics.median(wakes.bench_wakes_native(calls * 10) for _ in range(repeats))
     print(f"  wake_by_ref + poll, from Python: impl {c:8.0f} ns   Python waker {py:8.0f} ns   ratio {c / py:5.2f}x")
     print(f"  wake_by_ref + poll, all in C:    impl {native:8.1f} ns   ({1e9 / native:,.0f} wakes/s)")
     client = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "examples", "delay_server", "client.py")

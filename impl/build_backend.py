@@ -19,17 +19,24 @@ import sys
 from setuptools import build_meta as _setuptools_backend
 from setuptools.command.build_ext import build_ext as _build_ext
 
-CFFI_MODULES = ["impl/reactor_build.py:ffibuilder", "impl/task_build.py:ffibuilder"]
+CFFI_MODULES = [
+    "impl/reactor/build.py:ffibuilder",
+    "impl/task/build.py:ffibuilder",
+    # What `asyncspec bench` runs in C, over the installed extensions.
+    "conformance/benchmarks/build.py:ffibuilder",
+]
 
 # The ucontext peer (a comparison target, not part of the switcher) needs
 # glibc's makecontext/swapcontext: Linux only.
 if sys.platform.startswith("linux"):
-    CFFI_MODULES.append("impl/ucontext_build.py:ffibuilder")
+    CFFI_MODULES.append("conformance/targets/c/ucontext/build.py:ffibuilder")
 
 # The fibers need a context switch written for the machine (see
-# impl/fiber_build.py); elsewhere the package installs without them.
+# impl/fiber/build.py); elsewhere the package installs without them, and
+# without the probe interpreter that the conformance suite runs in them.
 if sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64"):
-    CFFI_MODULES.append("impl/fiber_build.py:ffibuilder")
+    CFFI_MODULES.append("impl/fiber/build.py:ffibuilder")
+    CFFI_MODULES.append("conformance/targets/impl/probe/build.py:ffibuilder")
 
 
 class build_ext(_build_ext):

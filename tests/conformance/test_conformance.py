@@ -110,7 +110,7 @@ def test_bench_prints_ratios(capsys):
     # poll, conformance, wakes, Python round trip; and our C switch against swapcontext where the peer is built
     import importlib.util
 
-    peer = importlib.util.find_spec("asyncspec.impl._ucontext") is not None
+    peer = importlib.util.find_spec("asyncspec.conformance.targets.c.ucontext._ucontext") is not None
     assert "select.epoll" in out and out.count("ratio") == (5 if peer else 4)
     assert "C ping-pong" in out and "greenlet pair" in out
     assert "Python waker" in out and "wakes/s" in out

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), r
 
 @pytest.fixture
 def fib():
-    from asyncspec.impl import fiber
+    from asyncspec.conformance.targets.impl import probe as fiber
 
     return fiber
 

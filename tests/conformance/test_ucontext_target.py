@@ -79,6 +79,6 @@ def test_entry_is_what_makecontext_gives(target):
 
 
 def test_c_pingpong_benchmark():
-    from asyncspec.impl._ucontext import lib
+    from asyncspec.conformance.targets.c.ucontext._ucontext import lib
 
     assert lib.asu_bench_pingpong(1000) > 0

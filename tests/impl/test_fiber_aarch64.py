@@ -1,4 +1,4 @@
-"""The AArch64 switcher (impl/fiber_aarch64.S under impl/fiber.c), checked
+"""The AArch64 switcher (impl/fiber/arch/aarch64.S under impl/fiber/fiber.c), checked
 against the AAPCS64 rules by a C program that needs no Python on the target:
 tests/impl/aarch64/run.sh cross-compiles it as a static program and runs it under
 qemu-user (natively on an AArch64 machine).

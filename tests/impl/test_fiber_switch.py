@@ -1,6 +1,7 @@
-"""Tests of the fibers' context switch (asyncspec.impl.fiber over impl/fiber.c
-and impl/fiber_x86_64.S): ABI state across switches, stacks, errors, and
-stack-overflow recovery."""
+"""Tests of the fibers' context switch (asyncspec.impl.fiber over impl/fiber/:
+fiber.c and arch/x86_64.S), observed with the probe interpreter
+(asyncspec.conformance.targets.impl.probe): ABI state across switches,
+stacks, errors, and stack-overflow recovery."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ import threading
 
 import pytest
 
-fiber = pytest.importorskip("asyncspec.impl.fiber")
+fiber = pytest.importorskip("asyncspec.conformance.targets.impl.probe")
 
-from asyncspec.impl._fiber import ffi
-from asyncspec.impl.fiber import (
+from asyncspec.conformance.targets.impl.probe import (
     NREGS,
     PAGE_SIZE,
     STACK_MIN,
@@ -42,6 +42,8 @@ from asyncspec.impl.fiber import (
     fp_control,
     set_fp_control,
 )
+from asyncspec.conformance.benchmarks import fibers
+from asyncspec.impl.fiber import ffi
 
 MASK64 = (1 << 64) - 1
 
@@ -550,7 +552,7 @@ def test_stack_overflow_on_another_thread_and_fiber_migration():
 
 CRASH_PRELUDE = """
 import os, signal, sys
-from asyncspec.impl.fiber import *
+from asyncspec.conformance.targets.impl.probe import *
 s = Stack.allocate(STACK_MIN)
 """
 
@@ -663,7 +665,6 @@ def test_random_operations_leave_no_mappings_or_fds():
 
 
 def test_benchmarks_run():
-    assert fiber.bench_pingpong(1000) > 0
-    assert fiber.bench_switch(1000) > 0
+    assert fibers.bench_pingpong(1000) > 0
     with pytest.raises(ValueError):
-        fiber.bench_switch(0)
+        fibers.bench_pingpong(0)

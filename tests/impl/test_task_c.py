@@ -1,11 +1,12 @@
 """The reference executor's C tasks and wakers (asyncspec.impl.task), scenario by scenario.
 
-Every semantic rule of impl/task.c has a scenario here: the vtable's
+Every semantic rule of impl/task/ has a scenario here: the vtable's
 accounting, notify's coalescing, a wake during a poll, the free at the last
 reference and the quarantine's use-after-free reports, each deliberately
-broken build doing what its definition says, AtomicWaker (whole operations,
-every interleaving of its split steps, and real threads), and a long random
-run checked against a model of the state word.
+broken build (fixtures/broken_builds.py) doing what its patch says,
+AtomicWaker (whole operations, every interleaving of its split steps, and
+real threads: fixtures/task_stress.c), and a long random run checked
+against a model of the state word.
 
 Each test leaves no live task and no leaked waker behind (the autouse
 fixture checks).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import random
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ import tempfile
 
 import pytest
 from asyncspec.impl import task
+from tests.fixtures import broken_builds, task_stress
 from asyncspec.impl.task import (
     PENDING,
     READY,
@@ -57,31 +60,43 @@ def q():
         yield rq
 
 
-_VARIANTS = ("AST_BROKEN_LOST_WAKE", "AST_BROKEN_DOUBLE_ENQUEUE", "AST_BROKEN_WAKE_DROPS", "AST_BROKEN_REFCOUNT",
-             "AST_UNCHECKED")  # fmt: skip
+# The test builds of the task layer: each broken build, and the stress tests'.
+_BUILDS = (*broken_builds.EXECUTOR, "stress")
 _VARIANT_DIR = None
 _variants: dict = {}
 
 
-def variant(define: str) -> task.Api:
-    """The task API over task.c compiled with -D<define>.  The first call
-    compiles every variant at once, each in its own process (the machine's
-    cores work in parallel; cffi's compile changes the working directory,
-    so threads could not), into a directory removed after the module."""
+def _compile_all() -> str:
+    """Compile every test build at once, each in its own process (the
+    machine's cores work in parallel; cffi's compile changes the working
+    directory, so threads could not), into a directory removed after the
+    module."""
     global _VARIANT_DIR
-    from asyncspec.impl import task_build
-
     if _VARIANT_DIR is None:
         _VARIANT_DIR = tempfile.mkdtemp(prefix="asyncspec-task-variants-")
-        code = "import sys; from asyncspec.impl import task_build as b; b.build_variant(sys.argv[1].lower(), [sys.argv[1]], sys.argv[2])"
-        procs = [subprocess.Popen([sys.executable, "-c", code, d, _VARIANT_DIR], stderr=subprocess.PIPE)
-                 for d in _VARIANTS]  # fmt: skip
-        for d, p in zip(_VARIANTS, procs, strict=True):
+        code = ("import sys; sys.path.insert(0, sys.argv[3]); from tests.fixtures import broken_builds, task_stress; "
+                "n, d = sys.argv[1:3]; task_stress.build(d) if n == 'stress' else broken_builds.executor_build(n, d)")
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+        procs = [subprocess.Popen([sys.executable, "-c", code, b, _VARIANT_DIR, here], stderr=subprocess.PIPE)
+                 for b in _BUILDS]  # fmt: skip
+        for b, p in zip(_BUILDS, procs, strict=True):
             _, err = p.communicate()
-            assert p.returncode == 0, f"building {d}: {err.decode(errors='replace')}"
-    if define not in _variants:
-        _variants[define] = task.api(task_build.build_variant(define.lower(), [define], _VARIANT_DIR))
-    return _variants[define]
+            assert p.returncode == 0, f"building {b}: {err.decode(errors='replace')}"
+    return _VARIANT_DIR
+
+
+def variant(name: str) -> task.Api:
+    """The task API over the broken build `name` (fixtures/broken_builds.py)."""
+    if name not in _variants:
+        _variants[name] = task.api(broken_builds.executor_build(name, _compile_all()))
+    return _variants[name]
+
+
+def stress() -> task_stress.Stress:
+    """The stress tests, in their test build."""
+    if "stress" not in _variants:
+        _variants["stress"] = task_stress.Stress(task_stress.build(_compile_all()))
+    return _variants["stress"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -483,7 +498,7 @@ def test_close_cancels_what_has_not_completed(q):
 
 
 def test_broken_lost_wake_ignores_a_wake_while_running():
-    good, bad = task._installed, variant("AST_BROKEN_LOST_WAKE")
+    good, bad = task.INSTALLED, variant("lost-wake")
     for api, expected in ((good, Outcome.REQUEUED), (bad, Outcome.IDLE)):
         with api.RunQueue() as rq:
             t = rq.spawn()
@@ -506,7 +521,7 @@ def test_broken_lost_wake_ignores_a_wake_while_running():
 
 
 def test_broken_double_enqueue_queues_a_notified_task_twice():
-    api = variant("AST_BROKEN_DOUBLE_ENQUEUE")
+    api = variant("double-enqueue")
     with api.RunQueue() as rq:
         t = rq.spawn(schedule=False)
         w = t.waker()
@@ -528,7 +543,7 @@ def test_broken_double_enqueue_queues_a_notified_task_twice():
 
 
 def test_broken_wake_drops_counts_a_drop_and_frees_early():
-    api = variant("AST_BROKEN_WAKE_DROPS")
+    api = variant("wake-drops")
     with api.RunQueue() as rq:
         t = rq.spawn(schedule=False)
         w = t.waker()
@@ -543,7 +558,7 @@ def test_broken_wake_drops_counts_a_drop_and_frees_early():
 
 
 def test_broken_refcount_frees_a_task_its_wakers_still_use():
-    api = variant("AST_BROKEN_REFCOUNT")
+    api = variant("refcount")
     with api.RunQueue() as rq:
         t = rq.spawn(schedule=False)
         w = t.waker()
@@ -557,7 +572,7 @@ def test_broken_refcount_frees_a_task_its_wakers_still_use():
 
 
 def test_broken_refcount_use_after_free_reaches_c():
-    api = variant("AST_BROKEN_REFCOUNT")
+    api = variant("refcount")
     with api.RunQueue() as rq:
         t = rq.spawn(schedule=False)
         t.drop_join_handle()
@@ -573,7 +588,7 @@ def test_broken_refcount_use_after_free_reaches_c():
 
 
 def test_the_unchecked_build_frees_at_once():
-    api = variant("AST_UNCHECKED")
+    api = variant("unchecked")
     with api.RunQueue() as rq:
         t = rq.spawn()
         rq.poll_next(ready)
@@ -591,7 +606,7 @@ def test_an_executor_over_the_lost_wake_build_deadlocks_where_the_real_one_runs(
 
     with Executor() as ex:
         assert ex.block_on(main()) == "done"
-    api = variant("AST_BROKEN_LOST_WAKE")
+    api = variant("lost-wake")
     with Executor(api=api) as ex:
         with pytest.raises(DeadlockError, match="can never finish"):
             ex.block_on(main())
@@ -755,7 +770,7 @@ def test_atomic_waker_steps_out_of_order_are_refused(q):
 
 
 def test_atomic_waker_threaded_stress_loses_no_wake_up():
-    r = task.stress_atomic_waker(20000, seed=7)
+    r = stress().atomic_waker(20000, seed=7)
     assert r.iterations == 20000
     assert r.lost == 0, r
     assert r.saw_flag + r.woken == r.iterations
@@ -766,7 +781,7 @@ def test_atomic_waker_threaded_stress_loses_no_wake_up():
 
 
 def test_remote_wakes_from_threads_are_never_lost():
-    r = task.stress_remote_wakes(threads=2, iterations=20000)
+    r = stress().remote_wakes(threads=2, iterations=20000)
     assert r.lost == 0 and r.refs_left == 0, r
     assert r.calls == C(clone=40000, wake=40000, wake_by_ref=40000, drop=1)
     assert 1 <= r.polls <= 80000

@@ -1,4 +1,5 @@
-"""Where the deliberately broken builds (tests/fixtures/broken_switchers.py,
+"""Where the deliberately broken builds (tests/fixtures/broken_builds.py,
+driven by tests/fixtures/broken_switchers.py and
 tests/fixtures/broken_executors.py) are compiled, once per run.
 
 The directory is named in the environment, so the worker processes the
@@ -24,10 +25,11 @@ def variant_dir(env: str) -> str:
     return path
 
 
-def variant_api(env: str, define: str, build_variant, api):
-    """``api(module)`` over the sources compiled with ``-D<define>`` (none for "")."""
-    key = (env, define)
+def variant_api(env: str, name: str, build):
+    """The API ``build(name, directory)`` returns over the test build `name`
+    ("" for the unpatched sources; fixtures/broken_builds.py), built once
+    per process into the directory `env` names."""
+    key = (env, name)
     if key not in _apis:
-        module = build_variant(define.lower() or "unbroken", [define] if define else [], variant_dir(env))
-        _apis[key] = api(module)
+        _apis[key] = build(name, variant_dir(env))
     return _apis[key]

@@ -1,6 +1,7 @@
 """`ucontext`: glibc's makecontext/swapcontext as a peer switcher.
 
-The C layer is asyncspec.impl._ucontext (impl/ucontext_peer.c): fibers on
+The C layer is asyncspec.conformance.targets.c.ucontext._ucontext
+(conformance/targets/c/ucontext/peer.c): fibers on
 mmap'd stacks with a guard page, running the spec's programs as C bodies
 (yieldK, nestJ, self) and reporting a resume of a running or finished fiber
 as an error code.
@@ -34,11 +35,11 @@ class UcontextTarget(FiberTarget):
     features = frozenset({"nested", "errors", "abi", "sigmask"})
     description = "glibc makecontext/swapcontext on guarded mmap stacks (peer; signal mask switched with the context)."
 
-    requires = ("asyncspec.impl._ucontext",)
+    requires = ("asyncspec.conformance.targets.c.ucontext._ucontext",)
     requires_hint = "the ucontext peer is built on Linux only"
 
     def open(self):
-        from asyncspec.impl._ucontext import ffi, lib
+        from asyncspec.conformance.targets.c.ucontext._ucontext import ffi, lib
 
         self._ffi, self._lib = ffi, lib
         self._out = ffi.new("uintptr_t *")

@@ -19,8 +19,9 @@ ROUNDS = 64  # nested bodies alternate resume/yield this many times (more than a
 STACK = 64 * 1024
 
 
-#: What the targets over the reference switcher need (fiber and pin).
-SWITCHER = ("asyncspec.impl.fiber",)
+#: What the targets over the reference switcher need (fiber and pin): the
+#: probe interpreter, which runs on the installed switcher.
+SWITCHER = ("asyncspec.conformance.targets.impl.probe",)
 SWITCHER_HINT = "the fiber switcher is built for x86-64 Linux only"
 
 
@@ -34,7 +35,7 @@ class ImplFiber(FiberTarget):
 
     def _api(self):
         """The fiber API this target drives: the installed build's (asyncspec.impl.fiber)."""
-        from asyncspec.impl import fiber
+        from asyncspec.conformance.targets.impl import probe as fiber
 
         return fiber
 

@@ -60,7 +60,7 @@ class ImplPin(Target):
     requires_hint = SWITCHER_HINT
 
     def _api(self):
-        from asyncspec.impl import fiber
+        from asyncspec.conformance.targets.impl import probe as fiber
 
         return fiber
 

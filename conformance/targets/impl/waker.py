@@ -1,6 +1,6 @@
 """Target `impl` (waker area): the reference executor's C wakers, run queue and AtomicWaker.
 
-Every spec step is taken on `asyncspec.impl.task` (impl/task.c through
+Every spec step is taken on `asyncspec.impl.task` (impl/task/ through
 cffi): tasks spawned on a `RunQueue`, `Waker`s whose data pointer is the C
 task header and whose vtable is C, `poll_next` with the spec's wake during
 the poll, and `AtomicWaker`'s split steps.  What a step did is read back
@@ -33,7 +33,7 @@ class ImplWaker(Target):
     name = "impl"
     area = "waker"
     features = frozenset({"executor", "atomic_waker"})
-    description = "The reference executor's C wakers (impl/task.c): vtable, task state word, run queue, AtomicWaker."
+    description = "The reference executor's C wakers (impl/task/): vtable, task state word, run queue, AtomicWaker."
 
     requires = ("asyncspec.impl.task",)
     requires_hint = "the C task layer is not built (reinstall asyncspec)"

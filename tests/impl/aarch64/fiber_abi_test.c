@@ -1,13 +1,16 @@
 /*
- * fiber_abi_test.c -- checks of the AArch64 fiber switcher (impl/fiber_aarch64.S
- * under impl/fiber.c) against the AAPCS64 rules of spec/fiber/rules.py, with no
- * Python on the target: tests/impl/aarch64/run.sh builds it as a static program
- * (cross-compiled, and run under qemu-user on a machine that is not AArch64).
+ * fiber_abi_test.c -- checks of the AArch64 fiber switcher (impl/fiber/arch/
+ * aarch64.S under impl/fiber/fiber.c) against the AAPCS64 rules of
+ * spec/fiber/rules.py, with no Python on the target: tests/impl/aarch64/run.sh
+ * builds it as a static program (cross-compiled, and run under qemu-user on
+ * a machine that is not AArch64).
  *
- * fiber.c has no header -- its declarations are mirrored in the cffi cdef --
- * so this file includes it, which also gives the checks its constants and
- * structs exactly as the library sees them.  It is compiled with frame
- * pointers, as the library is (impl/fiber_build.py).
+ * The fibers run the conformance suite's probe interpreter
+ * (conformance/targets/impl/probe/), as they do under Python.  This file
+ * includes both C files -- fiber.c for the switcher's internals too
+ * (asf_switch, asf_init_stack: the raw contexts below), probe.c for the
+ * probes -- and gives the interpreter the switcher directly (`direct`).  It
+ * is compiled with frame pointers, as both are (impl/fiber/build.py).
  *
  * Output: "plan: N checks", then one line per check, "PASS name" or
  * "FAIL name: why" (with indented detail lines before it), then
@@ -25,7 +28,8 @@
  * FIB-LIFE-2/3/4 (values, nesting, errors).
  */
 
-#include "../../../impl/fiber.c"
+#include "../../../impl/fiber/fiber.c"
+#include "../../../conformance/targets/impl/probe/probe.c"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -47,8 +51,8 @@ uint64_t t_with_regs(const uint64_t *in, uint64_t *out, uint64_t (*fn)(void *, u
 static const char *const reg_names[T_NREGS] = {"x19", "x20", "x21", "x22", "x23", "x24", "x25",
                                                "x26", "x27", "x28", "x29", "d8",  "d9",  "d10",
                                                "d11", "d12", "d13", "d14", "d15"};
-/* asf_call_with_regs's eight (fiber_aarch64.S). */
-static const char *const probe_names[ASF_NREGS] = {"x19", "x20", "x21", "x27", "x28", "x29", "d8", "d15"};
+/* asp_call_with_regs's eight (conformance/targets/impl/probe/arch/aarch64.S). */
+static const char *const probe_names[ASP_NREGS] = {"x19", "x20", "x21", "x27", "x28", "x29", "d8", "d15"};
 
 /* FPCR fields. */
 #define FPCR_RMODE_RP (1ull << 22) /* round towards +infinity */
@@ -165,15 +169,28 @@ static struct asf_stack *stack_new(size_t size)
     return s;
 }
 
-static struct asf_fiber *fiber_new(struct asf_stack *s, struct asf_op *ops, size_t nops)
+/* The interpreter's switcher: this program's own asf_fiber_resume and asf_fiber_yield. */
+static const struct asp_switcher direct = {asf_fiber_resume, asf_fiber_yield};
+
+/* A fiber running the probe `ops`, and its program (freed with it). */
+struct probe_fiber {
+    struct asf_fiber f; /* first: fiber_free frees the block through &f */
+    struct asp_program p;
+};
+
+static struct asf_fiber *fiber_new(struct asf_stack *s, struct asp_op *ops, size_t nops)
 {
-    struct asf_fiber *f = calloc(1, sizeof *f);
-    int r = f ? asf_fiber_init(f, s, ops, nops) : -ENOMEM;
+    struct probe_fiber *pf = calloc(1, sizeof *pf);
+    int r = pf ? asp_check(ops, nops) : -ENOMEM;
+    if (r == 0) {
+        pf->p = (struct asp_program){&direct, s->lo, s->hi, ops, nops};
+        r = asf_fiber_init(&pf->f, s, asp_run, &pf->p);
+    }
     if (r != 0) {
-        detail("asf_fiber_init failed: %d", r);
+        detail("fiber_new failed: %d", r);
         exit(1);
     }
-    return f;
+    return &pf->f;
 }
 
 static void fiber_free(struct asf_fiber *f, struct asf_stack *s)
@@ -184,9 +201,9 @@ static void fiber_free(struct asf_fiber *f, struct asf_stack *s)
     free(s);
 }
 
-static struct asf_op op(int code, uintptr_t arg)
+static struct asp_op op(int code, uintptr_t arg)
 {
-    struct asf_op o;
+    struct asp_op o;
     memset(&o, 0, sizeof o);
     o.code = code;
     o.arg = arg;
@@ -239,7 +256,7 @@ __attribute__((noreturn)) static void raw_finish(struct raw *r, uint64_t v)
 static int check_arch(void)
 {
     EXPECT(strcmp(asf_arch(), "aarch64") == 0);
-    EXPECT_EQ(asf_nregs(), 8);
+    EXPECT_EQ(asp_nregs(), 8);
     EXPECT_EQ(sizeof(void *), 8);
     return 0;
 }
@@ -247,7 +264,7 @@ static int check_arch(void)
 /* FIB-A64-1, FIB-STACK-1, FIB-STACK-4: what the entry function sees. */
 static int entry_ok(struct asf_stack *s, const char *what)
 {
-    struct asf_op ops[1] = {op(ASF_OP_ADD, 1)};
+    struct asp_op ops[1] = {op(ASP_OP_ADD, 1)};
     struct asf_fiber *f = fiber_new(s, ops, 1);
     uintptr_t v = 0;
     EXPECT_EQ(asf_fiber_state(f), ASF_STATE_NEW);
@@ -300,7 +317,7 @@ static int check_entry_sp_fp(void)
 static int check_frame_chain(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[1] = {op(ASF_OP_FRAMES, 0)};
+    struct asp_op ops[1] = {op(ASP_OP_FRAMES, 0)};
     struct asf_fiber *f = fiber_new(s, ops, 1);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_FINISHED);
     detail("frames %lu, last record %#lx (top %#lx), its lr %#lx, exit address %#lx",
@@ -392,7 +409,7 @@ static int check_regs_raw(void)
 
 /* The same through fiber.c's resume/yield: the main side with all 19
  * registers around asf_fiber_resume, the fiber side with the REGS probe
- * (asf_call_with_regs, 8 registers) around its yield. */
+ * (asp_call_with_regs, 8 registers) around its yield. */
 struct resume_args {
     struct asf_fiber *f;
     int rc;
@@ -409,9 +426,9 @@ static uint64_t resume_thunk_t(void *arg, uint64_t v)
 static int check_regs_api(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[2] = {op(ASF_OP_REGS, 0), op(ASF_OP_REGS, 0)};
-    fill(ops[0].input, ASF_NREGS, 0xC, 1);
-    fill(ops[1].input, ASF_NREGS, 0xC, 2);
+    struct asp_op ops[2] = {op(ASP_OP_REGS, 0), op(ASP_OP_REGS, 0)};
+    fill(ops[0].input, ASP_NREGS, 0xC, 1);
+    fill(ops[1].input, ASP_NREGS, 0xC, 2);
     struct asf_fiber *f = fiber_new(s, ops, 2);
     struct resume_args a = {f, 0};
     int bad = 0;
@@ -426,21 +443,21 @@ static int check_regs_api(void)
     }
     for (int i = 0; i < 2; i++)
         if (regs_differ(i ? "fiber (2nd REGS op)" : "fiber (1st REGS op)", probe_names, ops[i].input,
-                        ops[i].output, ASF_NREGS))
+                        ops[i].output, ASP_NREGS))
             bad = 1;
     EXPECT(!bad);
     fiber_free(f, s);
 
-    /* asf_fiber_resume_regs: the library's own probe on the main side. */
+    /* asp_resume_regs: the interpreter's own probe on the main side. */
     s = stack_new(64 * 1024);
-    struct asf_op y[1] = {op(ASF_OP_YIELD, 1)};
+    struct asp_op y[1] = {op(ASP_OP_YIELD, 1)};
     f = fiber_new(s, y, 1);
-    uintptr_t rin[ASF_NREGS], rout[ASF_NREGS], v = 0;
+    uintptr_t rin[ASP_NREGS], rout[ASP_NREGS], v = 0;
     for (int k = 0; k < 2; k++) {
-        fill(rin, ASF_NREGS, 0xD, (unsigned)k);
+        fill(rin, ASP_NREGS, 0xD, (unsigned)k);
         memset(rout, 0, sizeof rout);
-        EXPECT_EQ(asf_fiber_resume_regs(f, 5, &v, rin, rout), k == 0 ? ASF_YIELDED : ASF_FINISHED);
-        if (regs_differ("main, asf_fiber_resume_regs", probe_names, rin, rout, ASF_NREGS))
+        EXPECT_EQ(asp_resume_regs(&direct, f, 5, &v, rin, rout), k == 0 ? ASF_YIELDED : ASF_FINISHED);
+        if (regs_differ("main, asp_resume_regs", probe_names, rin, rout, ASP_NREGS))
             return 1;
     }
     fiber_free(f, s);
@@ -450,44 +467,39 @@ static int check_regs_api(void)
 /* FIB-A64-2: FPCR belongs to the context. */
 static int check_fpcr_per_context(void)
 {
-    EXPECT_EQ(asf_fp_control(), 0); /* a fresh process: round to nearest, no FZ/DN */
-    EXPECT_EQ(asf_set_fp_control(FPCR_RMODE_RZ), 0);
-    EXPECT_EQ(asf_fp_control(), FPCR_RMODE_RZ);
+    EXPECT_EQ(asp_fp_control(), 0); /* a fresh process: round to nearest, no FZ/DN */
+    EXPECT_EQ(asp_set_fp_control(FPCR_RMODE_RZ), 0);
+    EXPECT_EQ(asp_fp_control(), FPCR_RMODE_RZ);
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[2] = {op(ASF_OP_FP, FPCR_RMODE_RP | FPCR_DN), op(ASF_OP_FP, FPCR_RMODE_RM | FPCR_FZ)};
+    struct asp_op ops[2] = {op(ASP_OP_FP, FPCR_RMODE_RP | FPCR_DN), op(ASP_OP_FP, FPCR_RMODE_RM | FPCR_FZ)};
     struct asf_fiber *f = fiber_new(s, ops, 2); /* inherits RZ */
-    EXPECT_EQ(asf_set_fp_control(FPCR_DN), 0);  /* changed after creation: not inherited */
+    EXPECT_EQ(asp_set_fp_control(FPCR_DN), 0);  /* changed after creation: not inherited */
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_YIELDED);
     EXPECT_EQ(ops[0].output[0], FPCR_RMODE_RZ);         /* the creator's FPCR at creation */
-    EXPECT_EQ(asf_fp_control(), FPCR_DN);               /* ours, not the fiber's RP|DN */
-    EXPECT_EQ(asf_set_fp_control(FPCR_FZ), 0);
+    EXPECT_EQ(asp_fp_control(), FPCR_DN);               /* ours, not the fiber's RP|DN */
+    EXPECT_EQ(asp_set_fp_control(FPCR_FZ), 0);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_YIELDED);
     EXPECT_EQ(ops[0].output[1], FPCR_RMODE_RP | FPCR_DN); /* the fiber's own, not our FZ */
     EXPECT_EQ(ops[1].output[0], FPCR_RMODE_RP | FPCR_DN);
-    EXPECT_EQ(asf_fp_control(), FPCR_FZ);
+    EXPECT_EQ(asp_fp_control(), FPCR_FZ);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_FINISHED);
     EXPECT_EQ(ops[1].output[1], FPCR_RMODE_RM | FPCR_FZ);
-    EXPECT_EQ(asf_fp_control(), FPCR_FZ);
+    EXPECT_EQ(asp_fp_control(), FPCR_FZ);
     fiber_free(f, s);
     /* A new fiber starts with its creator's current FPCR. */
     s = stack_new(64 * 1024);
-    struct asf_op one[1] = {op(ASF_OP_FP, 0)};
+    struct asp_op one[1] = {op(ASP_OP_FP, 0)};
     f = fiber_new(s, one, 1);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_YIELDED);
     EXPECT_EQ(one[0].output[0], FPCR_FZ);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_FINISHED);
     fiber_free(f, s);
     /* RES0 bits are refused, before they reach the register. */
-    EXPECT_EQ(asf_set_fp_control(1ull << 32), -EINVAL);
-    EXPECT_EQ(asf_set_fp_control(1ull << 3), -EINVAL);
-    EXPECT_EQ(asf_fp_control(), FPCR_FZ);
-    struct asf_op badop[1] = {op(ASF_OP_FP, 1ull << 40)};
-    struct asf_fiber bf;
-    memset(&bf, 0, sizeof bf);
-    s = stack_new(64 * 1024);
-    EXPECT_EQ(asf_fiber_init(&bf, s, badop, 1), -EINVAL);
-    EXPECT_EQ(asf_stack_free(s), 0);
-    free(s);
+    EXPECT_EQ(asp_set_fp_control(1ull << 32), -EINVAL);
+    EXPECT_EQ(asp_set_fp_control(1ull << 3), -EINVAL);
+    EXPECT_EQ(asp_fp_control(), FPCR_FZ);
+    struct asp_op badop[1] = {op(ASP_OP_FP, 1ull << 40)};
+    EXPECT_EQ(asp_check(badop, 1), -EINVAL); /* refused before any fiber runs it */
     return 0;
 }
 
@@ -502,7 +514,7 @@ static double divide(double a, double b)
 static void rounding_entry(void *arg, uintptr_t v)
 {
     struct raw *r = arg;
-    asf_fp_control_set(FPCR_RMODE_RP);
+    asp_fp_control_set(FPCR_RMODE_RP);
     r->third[0] = divide(1.0, 3.0);
     v = raw_to_main(r, v);
     r->third[1] = divide(1.0, 3.0);
@@ -514,7 +526,7 @@ static int check_fpcr_rounding(void)
     struct asf_stack *s = stack_new(64 * 1024);
     struct raw r;
     memset(&r, 0, sizeof r);
-    asf_fp_control_set(FPCR_RMODE_RM);
+    asp_fp_control_set(FPCR_RMODE_RM);
     r.fiber_sp = asf_init_stack((void *)s->hi, rounding_entry, &r);
     asf_switch(&r.main_sp, r.fiber_sp, 0);
     r.third[2] = divide(1.0, 3.0);
@@ -525,7 +537,7 @@ static int check_fpcr_rounding(void)
     EXPECT(r.third[0] == r.third[1]);
     EXPECT(r.third[2] == r.third[3]);
     EXPECT(r.third[0] > r.third[2]);
-    EXPECT_EQ(asf_fp_control_get(), FPCR_RMODE_RM);
+    EXPECT_EQ(asp_fp_control_get(), FPCR_RMODE_RM);
     asf_stack_free(s);
     free(s);
     return 0;
@@ -535,7 +547,7 @@ static int check_fpcr_rounding(void)
 static int check_yield_resume_values(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[3] = {op(ASF_OP_YIELD, 3), op(ASF_OP_ADD, 5), op(ASF_OP_YIELD, 1)};
+    struct asp_op ops[3] = {op(ASP_OP_YIELD, 3), op(ASP_OP_ADD, 5), op(ASP_OP_YIELD, 1)};
     ops[0].input[0] = 10;
     ops[2].input[0] = 1000;
     struct asf_fiber *f = fiber_new(s, ops, 3);
@@ -563,10 +575,10 @@ static int check_yield_resume_values(void)
 static int check_nested(void)
 {
     struct asf_stack *sa = stack_new(64 * 1024), *sb = stack_new(64 * 1024);
-    struct asf_op bops[2] = {op(ASF_OP_YIELD, 1), op(ASF_OP_ADD, 1)};
+    struct asp_op bops[2] = {op(ASP_OP_YIELD, 1), op(ASP_OP_ADD, 1)};
     bops[0].input[0] = 100;
     struct asf_fiber *b = fiber_new(sb, bops, 2);
-    struct asf_op aops[3] = {op(ASF_OP_RESUME, 0), op(ASF_OP_YIELD, 1), op(ASF_OP_RESUME, 0)};
+    struct asp_op aops[3] = {op(ASP_OP_RESUME, 0), op(ASP_OP_YIELD, 1), op(ASP_OP_RESUME, 0)};
     aops[0].ptr = b;
     aops[2].ptr = b;
     struct asf_fiber *a = fiber_new(sa, aops, 3);
@@ -595,7 +607,7 @@ static int check_resume_errors(void)
     EXPECT_EQ(asf_fiber_yield(1, NULL), -EPERM); /* not inside a fiber */
     /* Finished. */
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[1] = {op(ASF_OP_SET, 9)};
+    struct asp_op ops[1] = {op(ASP_OP_SET, 9)};
     struct asf_fiber *f = fiber_new(s, ops, 1);
     EXPECT_EQ(asf_fiber_resume(f, 0, &v), ASF_FINISHED);
     v = 77;
@@ -610,8 +622,8 @@ static int check_resume_errors(void)
     free(s);
     /* Itself: -EDEADLK; its running resumer: -EBUSY. */
     struct asf_stack *sa = stack_new(64 * 1024), *sb = stack_new(64 * 1024);
-    struct asf_op bops[1] = {op(ASF_OP_RESUME, 0)};
-    struct asf_op aops[2] = {op(ASF_OP_RESUME, 0), op(ASF_OP_RESUME, 0)};
+    struct asp_op bops[1] = {op(ASP_OP_RESUME, 0)};
+    struct asp_op aops[2] = {op(ASP_OP_RESUME, 0), op(ASP_OP_RESUME, 0)};
     struct asf_fiber *b = fiber_new(sb, bops, 1);
     struct asf_fiber *a = fiber_new(sa, aops, 2);
     aops[0].ptr = a;
@@ -631,7 +643,7 @@ static int check_resume_errors(void)
 static int overflow_once(const char *who)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[1] = {op(ASF_OP_RECURSE, HUGE_DEPTH)};
+    struct asp_op ops[1] = {op(ASP_OP_RECURSE, HUGE_DEPTH)};
     struct asf_fiber *f = fiber_new(s, ops, 1);
     uintptr_t v = 5;
     EXPECT_EQ(asf_fiber_resume(f, 1, &v), ASF_FAILED);
@@ -654,7 +666,7 @@ static int overflow_once(const char *who)
 static int healthy_fiber(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[2] = {op(ASF_OP_YIELD, 2), op(ASF_OP_RECURSE, 50)};
+    struct asp_op ops[2] = {op(ASP_OP_YIELD, 2), op(ASP_OP_RECURSE, 50)};
     struct asf_fiber *f = fiber_new(s, ops, 2);
     uintptr_t v = 0;
     EXPECT_EQ(asf_fiber_resume(f, 1, &v), ASF_YIELDED);
@@ -683,9 +695,9 @@ static int check_overflow(void)
 static int check_overflow_nested(void)
 {
     struct asf_stack *sa = stack_new(64 * 1024), *sb = stack_new(64 * 1024);
-    struct asf_op bops[1] = {op(ASF_OP_RECURSE, HUGE_DEPTH)};
+    struct asp_op bops[1] = {op(ASP_OP_RECURSE, HUGE_DEPTH)};
     struct asf_fiber *b = fiber_new(sb, bops, 1);
-    struct asf_op aops[2] = {op(ASF_OP_RESUME, 0), op(ASF_OP_ADD, 1)};
+    struct asp_op aops[2] = {op(ASP_OP_RESUME, 0), op(ASP_OP_ADD, 1)};
     aops[0].ptr = b;
     struct asf_fiber *a = fiber_new(sa, aops, 2);
     uintptr_t v = 0;
@@ -719,7 +731,7 @@ static void *overflow_thread(void *arg)
 static int check_overflow_threads(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[1] = {op(ASF_OP_YIELD, 2)};
+    struct asp_op ops[1] = {op(ASP_OP_YIELD, 2)};
     ops[0].input[0] = 1;
     struct asf_fiber *f = fiber_new(s, ops, 1);
     uintptr_t v = 0;
@@ -741,7 +753,7 @@ static int check_overflow_threads(void)
 static int run_fault(void *arg)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op *ops = arg;
+    struct asp_op *ops = arg;
     struct asf_fiber *f = fiber_new(s, ops, 1);
     asf_fiber_resume(f, 0, NULL);
     return 0;
@@ -749,19 +761,19 @@ static int run_fault(void *arg)
 
 static int check_fault_outside_guard(void)
 {
-    struct asf_op ops[1] = {op(ASF_OP_FAULT, 8)}; /* page 0 */
+    struct asp_op ops[1] = {op(ASP_OP_FAULT, 8)}; /* page 0 */
     return expect_death(run_fault, ops, SIGSEGV);
 }
 
 static int check_misaligned_access(void)
 {
     struct asf_stack *s = stack_new(64 * 1024);
-    struct asf_op ops[1] = {op(ASF_OP_ALIGN, 0)};
+    struct asp_op ops[1] = {op(ASP_OP_ALIGN, 0)};
     struct asf_fiber *f = fiber_new(s, ops, 1);
     EXPECT_EQ(asf_fiber_resume(f, 0, NULL), ASF_FINISHED);
     EXPECT_EQ(ops[0].output[1], 0);
     fiber_free(f, s);
-    struct asf_op bad[1] = {op(ASF_OP_ALIGN, 8)};
+    struct asp_op bad[1] = {op(ASP_OP_ALIGN, 8)};
     return expect_death(run_fault, bad, SIGBUS); /* an alignment fault, not a guard-page SIGSEGV */
 }
 
@@ -771,10 +783,10 @@ static int check_many_fibers(void)
     enum { N = 64, Y = 10 };
     struct asf_stack *s[N];
     struct asf_fiber *f[N];
-    struct asf_op ops[N][1];
+    struct asp_op ops[N][1];
     for (int i = 0; i < N; i++) {
         s[i] = stack_new(ASF_STACK_MIN);
-        ops[i][0] = op(ASF_OP_YIELD, Y);
+        ops[i][0] = op(ASP_OP_YIELD, Y);
         ops[i][0].input[0] = (uintptr_t)i;
         f[i] = fiber_new(s[i], ops[i], 1);
     }

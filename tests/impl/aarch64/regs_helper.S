@@ -9,7 +9,7 @@
  * fn returns into out[] (same order), restores the caller's own values and
  * returns fn's result.  fn is where the test switches away and back: any
  * register the switch fails to preserve shows up in out[].  Unlike
- * asf_call_with_regs (eight registers, the size of a probe op's arrays),
+ * asp_call_with_regs (eight registers, the size of a probe op's arrays),
  * this covers all nineteen.
  *
  * Frame (176 bytes, sp stays 16-aligned): the caller's x29/x30 at sp+0,

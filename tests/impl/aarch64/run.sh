@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the AArch64 fiber checks -- tests/impl/aarch64/fiber_abi_test.c with
-# impl/fiber.c and impl/fiber_aarch64.S -- as one static program, and run it:
+# impl/fiber/fiber.c and impl/fiber/arch/aarch64.S, and the probe interpreter
+# that the fibers run (conformance/targets/impl/probe/probe.c and its
+# arch/aarch64.S) -- as one static program, and run it:
 # natively on an AArch64 machine; elsewhere cross-compiled with Debian's
 # aarch64-linux-gnu toolchain and run under qemu's user-mode emulator.
 #
@@ -48,11 +50,12 @@ build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 
 # Relative source paths, so no machine path ends up in the program.  Frame
-# pointers everywhere, as in the library's own build (impl/fiber_build.py).
+# pointers everywhere, as in the library's own build (impl/fiber/build.py).
 cd "$root"
-"$cc" -static -O2 -Wall -Wextra -fno-omit-frame-pointer \
+"$cc" -static -O2 -Wall -Wextra -fno-omit-frame-pointer -Iimpl/fiber \
     -o "$build/fiber_abi_test" \
-    tests/impl/aarch64/fiber_abi_test.c impl/fiber_aarch64.S tests/impl/aarch64/regs_helper.S \
+    tests/impl/aarch64/fiber_abi_test.c impl/fiber/arch/aarch64.S \
+    conformance/targets/impl/probe/arch/aarch64.S tests/impl/aarch64/regs_helper.S \
     -lpthread
 
 if [ ${#run[@]} -gt 0 ]; then

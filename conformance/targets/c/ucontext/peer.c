@@ -1,4 +1,5 @@
-/* A peer switcher over glibc's makecontext/swapcontext: asyncspec.impl._ucontext.
+/* A peer switcher over glibc's makecontext/swapcontext, for the `ucontext`
+ * fiber target: asyncspec.conformance.targets.c.ucontext._ucontext.
  *
  * Fibers run on mmap'd stacks with a PROT_NONE guard page below them and run
  * the same kind of C bodies as the spec's programs (asyncspec.spec.fiber):

@@ -1,66 +1,22 @@
 /*
- * reactor.c -- the C layer of asyncspec's reference reactor.
+ * kqueue.c -- the reactor's kqueue backend (BSD, macOS); see reactor.h.
  *
- * Thin, stateless wrappers over the OS readiness API, compiled by cffi in API
- * mode into asyncspec.impl._reactor and driven from impl/reactor.py.  Every
- * function returns 0 (or a count / a new fd) on success and -errno on
- * failure; none keeps global state.  Every fd created here is close-on-exec.
- *
- * Event bits use epoll's values on every backend (ASR_IN == EPOLLIN, ...), so
- * the Python layer sees one encoding.  struct asr_event is our own, unpacked
- * record: epoll's `struct epoll_event` is packed on x86-64 and is never shown
- * to cffi.
- *
- * Backends:
- *   - Linux: epoll + eventfd.  This is the only one built on Linux.
- *   - BSD / macOS: kqueue (EVFILT_READ/EVFILT_WRITE pairs, EVFILT_USER for
- *     the waker).  Not built or runnable on Linux; define ASR_FORCE_KQUEUE
- *     only to syntax/compile-check it there against kqueue headers.
+ * A registration is a pair of filters, EVFILT_READ and EVFILT_WRITE (and
+ * EVFILT_EXCEPT for ASR_PRI where the system has it), all under the token as
+ * udata: EV_CLEAR for edge trigger, EV_DISPATCH for oneshot.  The waker is an
+ * EVFILT_USER knote.  Events are translated to epoll's bits (reactor.h).
+ * Never compiled on Linux (build.py picks epoll.c there).
  */
+
+#include "reactor.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-
-struct asr_event {
-    uint64_t token;
-    uint32_t events;
-};
-
-int asr_dup(int fd)
-{
-    int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    return r < 0 ? -errno : r;
-}
-
-int asr_close(int fd)
-{
-    /* Never retry close() on EINTR: on Linux the fd is already gone. */
-    return close(fd) < 0 ? -errno : 0;
-}
-
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
-    defined(__OpenBSD__) || defined(__DragonFly__) || defined(ASR_FORCE_KQUEUE)
-/* ======================================================================
- * kqueue backend (BSD, macOS).
- * ====================================================================== */
 #include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
-
-/* epoll's bit values, so that the Python layer is backend-independent. */
-#define ASR_IN      0x001u
-#define ASR_PRI     0x002u
-#define ASR_OUT     0x004u
-#define ASR_ERR     0x008u
-#define ASR_HUP     0x010u
-#define ASR_RDHUP   0x2000u
-#define ASR_WRHUP   0x4000u     /* kqueue only: EVFILT_WRITE with EV_EOF */
-#define ASR_ONESHOT (1u << 30)
-#define ASR_ET      (1u << 31)
 
 #define ASR_KQ_BATCH 64
 
@@ -311,143 +267,3 @@ int asr_waker_close(int h)
     (void)asr_kq_submit(h, &ch, 1, 1u, NULL);
     return asr_close(h);
 }
-
-#elif defined(__linux__)
-/* ======================================================================
- * epoll backend (Linux).
- * ====================================================================== */
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-
-#define ASR_IN      EPOLLIN
-#define ASR_PRI     EPOLLPRI
-#define ASR_OUT     EPOLLOUT
-#define ASR_ERR     EPOLLERR
-#define ASR_HUP     EPOLLHUP
-#define ASR_RDHUP   EPOLLRDHUP
-#define ASR_WRHUP   0           /* epoll has no such bit */
-#define ASR_ONESHOT EPOLLONESHOT
-#define ASR_ET      EPOLLET
-
-/* asr_poll_wait converts epoll_event records into asr_event records in
- * place, which needs the former to be no larger than the latter. */
-typedef char asr_check_event_size[
-    sizeof(struct epoll_event) <= sizeof(struct asr_event) ? 1 : -1];
-
-int asr_poll_create(void)
-{
-    int r = epoll_create1(EPOLL_CLOEXEC);
-    return r < 0 ? -errno : r;
-}
-
-static int asr_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = events;
-    ev.data.u64 = token;
-    return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
-}
-
-int asr_ctl_add(int epfd, int fd, uint32_t events, uint64_t token)
-{
-    return asr_ctl(epfd, EPOLL_CTL_ADD, fd, events, token);
-}
-
-int asr_ctl_mod(int epfd, int fd, uint32_t events, uint64_t token)
-{
-    return asr_ctl(epfd, EPOLL_CTL_MOD, fd, events, token);
-}
-
-int asr_ctl_del(int epfd, int fd)
-{
-    return asr_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0);
-}
-
-/* Wait for at most `cap` events; timeout_ms < 0 blocks, 0 does not.  EINTR is
- * retried here only for timeout 0; a blocking wait returns -EINTR so the
- * caller can run its signal handlers (which may raise) and wait again with
- * what is left of its timeout. */
-int asr_poll_wait(int epfd, struct asr_event *out, int cap, int timeout_ms)
-{
-    struct epoll_event *raw = (struct epoll_event *)(void *)out;
-    int i, n;
-    if (timeout_ms < 0)
-        timeout_ms = -1;
-    do {
-        n = epoll_wait(epfd, raw, cap, timeout_ms);
-    } while (n < 0 && errno == EINTR && timeout_ms == 0);
-    if (n < 0)
-        return -errno;
-    /* Widen in place from the last record down: record i of the source
-     * starts at or before record i of the destination. */
-    for (i = n - 1; i >= 0; i--) {
-        struct epoll_event ev;
-        memcpy(&ev, &raw[i], sizeof ev);
-        out[i].token = ev.data.u64;
-        out[i].events = ev.events;
-    }
-    return n;
-}
-
-int asr_eventfd_create(unsigned int initval)
-{
-    int r = eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK);
-    return r < 0 ? -errno : r;
-}
-
-int asr_eventfd_write(int fd, uint64_t value)
-{
-    ssize_t r = write(fd, &value, sizeof value);
-    if (r < 0)
-        return -errno;
-    return r == (ssize_t)sizeof value ? 0 : -EIO;
-}
-
-int asr_eventfd_read(int fd, uint64_t *value)
-{
-    ssize_t r = read(fd, value, sizeof *value);
-    if (r < 0)
-        return -errno;
-    return r == (ssize_t)sizeof *value ? 0 : -EIO;
-}
-
-/* The waker is an eventfd registered readable and edge-triggered: each
- * write is a new edge, so the counter never needs to be read by the poller. */
-int asr_waker_create(int epfd, uint64_t token)
-{
-    int r, fd = asr_eventfd_create(0);
-    if (fd < 0)
-        return fd;
-    r = asr_ctl_add(epfd, fd, EPOLLIN | EPOLLET, token);
-    if (r < 0) {
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
-int asr_waker_wake(int fd)
-{
-    uint64_t junk;
-    int r = asr_eventfd_write(fd, 1);
-    if (r != -EAGAIN)
-        return r;
-    /* The counter is full: reset it by reading, then write again.  A racing
-     * waker may have reset it first, so EAGAIN on the read is fine. */
-    r = asr_eventfd_read(fd, &junk);
-    if (r < 0 && r != -EAGAIN)
-        return r;
-    return asr_eventfd_write(fd, 1);
-}
-
-int asr_waker_close(int fd)
-{
-    /* Closing the last fd of the eventfd's open file description removes it
-     * from the epoll set. */
-    return asr_close(fd);
-}
-
-#else
-#error "asyncspec reactor: no backend for this platform (epoll or kqueue)"
-#endif

@@ -1,8 +1,8 @@
 /*
- * fiber_aarch64.S -- context switch and fiber entry for AArch64, AAPCS64 (ELF).
+ * aarch64.S -- context switch and fiber entry for AArch64, AAPCS64 (ELF).
  *
- * The same architecture interface as fiber_x86_64.S (see the head of that
- * file for the full contracts); fiber.c calls:
+ * The same architecture interface as x86_64.S (see the head of that file
+ * for the full contracts); ../fiber.c calls:
  *
  *   uintptr_t asf_switch(void **save_sp, void *load_sp, uintptr_t value);
  *       Save the running context on its own stack, store its stack pointer in
@@ -21,12 +21,6 @@
  *       asf_fiber_main(f, value) with the same stack and the same lr.
  *
  *   uintptr_t asf_fiber_exit_address(void);   the value of lr at entry
- *   uint64_t  asf_fp_control_get(void);        FPCR
- *   void      asf_fp_control_set(uint64_t);    (fiber.c rejects RES0 bits)
- *   uintptr_t asf_call_with_regs(const uintptr_t in[8], uintptr_t out[8],
- *                 uintptr_t (*fn)(void *, uintptr_t), void *arg, uintptr_t value);
- *   uintptr_t asf_arch_aligned_access(void *p);
- *       (probes, used by the tests through fiber.c)
  *
  * What a context is.  AAPCS64 makes x19-x28 callee-saved, x29 the frame
  * pointer (also preserved), and of the SIMD&FP registers only the low 64
@@ -115,6 +109,11 @@
  * BTI-enabled.  (Code compiled with pac-ret still works across a switch: it
  * signs lr with sp as the modifier, and a context always resumes with the
  * same sp it was suspended with.)
+ *
+ * Comments: every instruction carries the reason it is there.  Where a run of
+ * lines does the same thing to one register pair (or slot) after another,
+ * the first line gives the reason and each line after it says "... <what it
+ * moves>", which reads as the same reason for those registers.
  */
 
         .text
@@ -132,31 +131,31 @@ asf_switch:
         .cfi_def_cfa_offset 176
         .cfi_offset x29, -176
         .cfi_offset x30, -168
-        stp     x19, x20, [sp, #16]     /* callee-saved */
+        stp     x19, x20, [sp, #16]     /* callee-saved: x19, x20 */
         .cfi_offset x19, -160
         .cfi_offset x20, -152
-        stp     x21, x22, [sp, #32]     /* callee-saved */
+        stp     x21, x22, [sp, #32]     /* ... x21, x22 */
         .cfi_offset x21, -144
         .cfi_offset x22, -136
-        stp     x23, x24, [sp, #48]     /* callee-saved */
+        stp     x23, x24, [sp, #48]     /* ... x23, x24 */
         .cfi_offset x23, -128
         .cfi_offset x24, -120
-        stp     x25, x26, [sp, #64]     /* callee-saved */
+        stp     x25, x26, [sp, #64]     /* ... x25, x26 */
         .cfi_offset x25, -112
         .cfi_offset x26, -104
-        stp     x27, x28, [sp, #80]     /* callee-saved */
+        stp     x27, x28, [sp, #80]     /* ... x27, x28 */
         .cfi_offset x27, -96
         .cfi_offset x28, -88
         stp     d8, d9, [sp, #96]       /* callee-saved: the low 64 bits of v8-v15 */
         .cfi_offset d8, -80
         .cfi_offset d9, -72
-        stp     d10, d11, [sp, #112]    /* (see above) */
+        stp     d10, d11, [sp, #112]    /* ... d10, d11 */
         .cfi_offset d10, -64
         .cfi_offset d11, -56
-        stp     d12, d13, [sp, #128]    /* (see above) */
+        stp     d12, d13, [sp, #128]    /* ... d12, d13 */
         .cfi_offset d12, -48
         .cfi_offset d13, -40
-        stp     d14, d15, [sp, #144]    /* (see above) */
+        stp     d14, d15, [sp, #144]    /* ... d14, d15 */
         .cfi_offset d14, -32
         .cfi_offset d15, -24
         mrs     x9, fpcr                /* FPCR's mode fields are preserved across calls: part of the context */
@@ -173,28 +172,28 @@ asf_switch:
 1:      ldp     d8, d9, [sp, #96]       /* its d8-d15 */
         .cfi_restore d8
         .cfi_restore d9
-        ldp     d10, d11, [sp, #112]    /* (see above) */
+        ldp     d10, d11, [sp, #112]    /* ... d10, d11 */
         .cfi_restore d10
         .cfi_restore d11
-        ldp     d12, d13, [sp, #128]    /* (see above) */
+        ldp     d12, d13, [sp, #128]    /* ... d12, d13 */
         .cfi_restore d12
         .cfi_restore d13
-        ldp     d14, d15, [sp, #144]    /* (see above) */
+        ldp     d14, d15, [sp, #144]    /* ... d14, d15 */
         .cfi_restore d14
         .cfi_restore d15
         ldp     x19, x20, [sp, #16]     /* its callee-saved registers (x19 = arg, x20 = entry for a new fiber) */
         .cfi_restore x19
         .cfi_restore x20
-        ldp     x21, x22, [sp, #32]     /* (see above) */
+        ldp     x21, x22, [sp, #32]     /* ... x21, x22 */
         .cfi_restore x21
         .cfi_restore x22
-        ldp     x23, x24, [sp, #48]     /* (see above) */
+        ldp     x23, x24, [sp, #48]     /* ... x23, x24 */
         .cfi_restore x23
         .cfi_restore x24
-        ldp     x25, x26, [sp, #64]     /* (see above) */
+        ldp     x25, x26, [sp, #64]     /* ... x25, x26 */
         .cfi_restore x25
         .cfi_restore x26
-        ldp     x27, x28, [sp, #80]     /* (see above) */
+        ldp     x27, x28, [sp, #80]     /* ... x27, x28 */
         .cfi_restore x27
         .cfi_restore x28
         ldp     x29, x30, [sp], #176    /* its fp (0 for a new fiber) and resume address; drop the frame */
@@ -291,126 +290,6 @@ asf_fiber_entry:
         b       asf_fiber_main          /* tail call: same sp, same lr (the exit address), same x0/x1 */
         .cfi_endproc
         .size   asf_fiber_entry, .-asf_fiber_entry
-
-/* ------------------------------------------------------------------------
- * uint64_t asf_fp_control_get(void): FPCR (64 bits; bits 27-63 are RES0).
- * ------------------------------------------------------------------------ */
-        .globl  asf_fp_control_get
-        .hidden asf_fp_control_get
-        .type   asf_fp_control_get, %function
-        .p2align 4
-asf_fp_control_get:
-        .cfi_startproc
-        mrs     x0, fpcr                /* read FPCR */
-        ret                             /* return it */
-        .cfi_endproc
-        .size   asf_fp_control_get, .-asf_fp_control_get
-
-/* ------------------------------------------------------------------------
- * void asf_fp_control_set(uint64_t v [x0]): the inverse.  fiber.c rejects
- * values with RES0 bits set before calling.  Fields the CPU does not
- * implement (trap enables, mostly) read back as 0.
- * ------------------------------------------------------------------------ */
-        .globl  asf_fp_control_set
-        .hidden asf_fp_control_set
-        .type   asf_fp_control_set, %function
-        .p2align 4
-asf_fp_control_set:
-        .cfi_startproc
-        msr     fpcr, x0                /* write FPCR */
-        ret                             /* done */
-        .cfi_endproc
-        .size   asf_fp_control_set, .-asf_fp_control_set
-
-/* ------------------------------------------------------------------------
- * uintptr_t asf_call_with_regs(const uintptr_t in[8] [x0], uintptr_t out[8] [x1],
- *         uintptr_t (*fn)(void *, uintptr_t) [x2], void *arg [x3], uintptr_t value [x4])
- * Probe: loads x19, x20, x21, x27, x28, x29, d8, d15 (that order; both ends
- * of each callee-saved range, and the frame pointer) from in[], calls
- * fn(arg, value), stores what those registers hold after fn returns into
- * out[] (same order), restores the caller's own values and returns fn's
- * result.  Eight is all that fits a probe op's input/output arrays.  Across
- * the call x29 is not a frame pointer, so the unwind info below is
- * sp-based.
- *
- *   frame (80 bytes):  sp+72 d15 | sp+64 d8 | sp+56 out | sp+48 x28 |
- *                      sp+40 x27 | sp+32 x21 | sp+24 x20 | sp+16 x19 |
- *                      sp+8 x30  | sp+0 x29
- * ------------------------------------------------------------------------ */
-        .globl  asf_call_with_regs
-        .hidden asf_call_with_regs
-        .type   asf_call_with_regs, %function
-        .p2align 4
-asf_call_with_regs:
-        .cfi_startproc
-        stp     x29, x30, [sp, #-80]!   /* keep the caller's fp and our return address; 80 keeps sp 16-aligned */
-        .cfi_def_cfa_offset 80
-        .cfi_offset x29, -80
-        .cfi_offset x30, -72
-        stp     x19, x20, [sp, #16]     /* keep the caller's callee-saved registers that we load */
-        .cfi_offset x19, -64
-        .cfi_offset x20, -56
-        stp     x21, x27, [sp, #32]     /* (see above) */
-        .cfi_offset x21, -48
-        .cfi_offset x27, -40
-        stp     x28, x1, [sp, #48]      /* x28, and out[], needed after the call */
-        .cfi_offset x28, -32
-        stp     d8, d15, [sp, #64]      /* (see above) */
-        .cfi_offset d8, -16
-        .cfi_offset d15, -8
-        mov     x9, x2                  /* fn, out of the way of the argument registers */
-        mov     x10, x0                 /* in[], likewise (x10 is a scratch register) */
-        mov     x0, x3                  /* fn's first argument */
-        mov     x1, x4                  /* fn's second argument */
-        ldp     x19, x20, [x10, #0]     /* the test values: in[0], in[1] */
-        ldp     x21, x27, [x10, #16]    /* in[2], in[3] */
-        ldp     x28, x29, [x10, #32]    /* in[4], in[5] */
-        ldp     d8, d15, [x10, #48]     /* in[6], in[7] */
-        blr     x9                      /* fn(arg, value); result in x0 */
-        ldr     x9, [sp, #56]           /* out[] back */
-        stp     x19, x20, [x9, #0]      /* what fn left in the callee-saved registers */
-        stp     x21, x27, [x9, #16]     /* (see above) */
-        stp     x28, x29, [x9, #32]     /* (see above) */
-        stp     d8, d15, [x9, #48]      /* (see above) */
-        ldp     d8, d15, [sp, #64]      /* the caller's own values back */
-        .cfi_restore d8
-        .cfi_restore d15
-        ldr     x28, [sp, #48]          /* (see above; the out[] slot next to it is dropped) */
-        .cfi_restore x28
-        ldp     x21, x27, [sp, #32]     /* (see above) */
-        .cfi_restore x21
-        .cfi_restore x27
-        ldp     x19, x20, [sp, #16]     /* (see above) */
-        .cfi_restore x19
-        .cfi_restore x20
-        ldp     x29, x30, [sp], #80     /* the caller's fp, our return address; drop the frame */
-        .cfi_def_cfa_offset 0
-        .cfi_restore x29
-        .cfi_restore x30
-        ret                             /* fn's result is still in x0 */
-        .cfi_endproc
-        .size   asf_call_with_regs, .-asf_call_with_regs
-
-/* ------------------------------------------------------------------------
- * uintptr_t asf_arch_aligned_access(void *p [x0])
- * Probe: a 16-byte load-exclusive pair of p's 16 bytes (left unchanged).
- * Ordinary AArch64 loads and stores, vector ones included, do not check
- * alignment under Linux; exclusive accesses always do, and ldxp of two
- * X registers needs p % 16 == 0.  A misaligned p raises an alignment fault
- * -- SIGBUS with si_code BUS_ADRALN, never a guard-page SIGSEGV.  Returns
- * p, so the caller cannot fold p's alignment at compile time.
- * ------------------------------------------------------------------------ */
-        .globl  asf_arch_aligned_access
-        .hidden asf_arch_aligned_access
-        .type   asf_arch_aligned_access, %function
-        .p2align 4
-asf_arch_aligned_access:
-        .cfi_startproc
-        ldxp    x9, x10, [x0]           /* aligned exclusive load: faults if p is misaligned */
-        clrex                           /* no store follows: release the exclusive monitor */
-        ret                             /* p is still in x0: return it */
-        .cfi_endproc
-        .size   asf_arch_aligned_access, .-asf_arch_aligned_access
 
 /* The stack of a program that links this object need not be executable. */
         .section .note.GNU-stack, "", %progbits

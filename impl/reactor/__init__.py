@@ -111,7 +111,7 @@ import time
 import warnings
 from typing import Iterator, Union
 
-from asyncspec.impl._reactor import ffi, lib
+from asyncspec.impl.reactor._reactor import ffi, lib
 
 __all__ = [
     "Token",

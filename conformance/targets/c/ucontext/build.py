@@ -1,9 +1,9 @@
-"""cffi (API mode) build script for the ucontext peer: asyncspec.impl._ucontext.
+"""cffi (API mode) build script for the ucontext peer: asyncspec.conformance.targets.c.ucontext._ucontext.
 
-The C source is impl/ucontext_peer.c: fibers over glibc's
-makecontext/swapcontext on guarded mmap stacks, the spec's C bodies, and a
-ping-pong benchmark.  It is a peer to compare the reference switcher
-against, not part of it.  cffi compiles it when the package is built or
+The C source is peer.c: fibers over glibc's makecontext/swapcontext on
+guarded mmap stacks, the spec's C bodies, and a ping-pong benchmark.  It is
+a peer to compare the reference switcher against (the `ucontext` fiber
+target), not part of it.  cffi compiles it when the package is built or
 installed (`cffi_modules` in impl/build_backend.py), on Linux only.
 """
 
@@ -51,12 +51,9 @@ CDEF = """
     int64_t asu_bench_pingpong(uint64_t n);
 """
 
-with open(os.path.join(HERE, "ucontext_peer.c")) as f:
+with open(os.path.join(HERE, "peer.c")) as f:
     _c_source = f.read()
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("asyncspec.impl._ucontext", _c_source)
-
-if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+ffibuilder.set_source("asyncspec.conformance.targets.c.ucontext._ucontext", _c_source)
