@@ -51,6 +51,7 @@ def test_broken_reactor_is_caught(name, rule):
         assert again.violated == res.failure.rules
 
 
+@pytest.mark.slow
 def test_portable_profile():
     for target in ("impl", "stdlib-epoll"):
         res = run("readiness", target, profile="portable", max_examples=100, seed=2)

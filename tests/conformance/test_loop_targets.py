@@ -58,6 +58,7 @@ CONFORMING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,profile,seed,n", CONFORMING, ids=[f"{c[0]}-{c[1]}" for c in CONFORMING])
 def test_conforming_loops(name, profile, seed, n):
     cls = _need(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ def _pytest(args, cwd, extra_path=()):
     )
 
 
+@pytest.mark.slow
 def test_the_example_project_runs_the_rules_as_tests():
     from asyncspec.spec import RULES, all_machines
 

@@ -19,6 +19,8 @@ from asyncspec.conformance.docgen.pages import area_views, write_docs
 from asyncspec.model.prove import PROPERTIES
 from asyncspec.spec import RULES, all_machines, machines
 
+pytestmark = pytest.mark.slow  # they regenerate the docs, build the site and open it in a browser
+
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs")
 
 

@@ -22,6 +22,8 @@ from tests.support import browser
 from asyncspec.conformance.docgen.pages import area_views
 from asyncspec.spec import RULES, machines
 
+pytestmark = pytest.mark.slow  # they regenerate the docs, build the site and open it in a browser
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = os.path.join(ROOT, "docs")
 GENERATED_PAGES = ("README.md", "getting-started.md", "conformance.md", "spec/")

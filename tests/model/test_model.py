@@ -145,6 +145,7 @@ def fresh_readiness(monkeypatch):
     RP.reading.cache_clear()
 
 
+@pytest.mark.slow
 def test_every_property_is_checked_and_proved(proof_table):
     outcomes, lines = proof_table.outcomes, proof_table.lines
     assert [o.prop for o in outcomes] == PR.PROPERTIES
@@ -254,6 +255,7 @@ def test_the_model_target_runs_the_spec():
     assert t.perform("poll", {"max_events": 1}) == ()
 
 
+@pytest.mark.slow
 def test_the_symbolic_reading_agrees_with_the_spec_run_concretely(fresh_readiness):
     """On every state reachable in two steps of the one-slot world, the
     transitions whose condition holds give exactly the spec's outcomes."""

@@ -78,6 +78,7 @@ def _explore(machine, profile, rng):
     return seen, rules, enabled, required
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", AREAS)
 def test_every_machine_explores_soundly_and_reaches_every_rule_and_action(name):
     record = area(name)
