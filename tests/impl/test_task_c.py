@@ -59,26 +59,26 @@ def q():
         yield rq
 
 
-# The test builds of the task layer: each broken build, and the stress tests'.
-_BUILDS = (*broken_builds.EXECUTOR, "stress")
+# The test builds of the task layer (fixtures/broken_builds.py, and the
+# stress tests'), in the run's directory of them (task_stress.DIR_ENV,
+# shared with test_installed_builds).
 _compiled = False
 _variants: dict = {}
 
 
-def _compile_all() -> str:
-    """Compile every test build at once, each in its own process (the
+def _compile_broken() -> str:
+    """Compile every broken build at once, each in its own process (the
     machine's cores work in parallel; cffi's compile changes the working
-    directory, so threads could not), into the run's directory of task-layer
-    test builds (task_stress.DIR_ENV, shared with test_installed_builds)."""
+    directory, so threads could not)."""
     global _compiled
     directory = variant_dir(task_stress.DIR_ENV)
     if not _compiled:
-        code = ("import sys; sys.path.insert(0, sys.argv[3]); from tests.fixtures import broken_builds, task_stress; "
-                "n, d = sys.argv[1:3]; task_stress.build(d) if n == 'stress' else broken_builds.executor_build(n, d)")
+        code = ("import sys; sys.path.insert(0, sys.argv[3]); from tests.fixtures import broken_builds; "
+                "broken_builds.executor_build(*sys.argv[1:3])")
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
         procs = [subprocess.Popen([sys.executable, "-c", code, b, directory, here], stderr=subprocess.PIPE)
-                 for b in _BUILDS]  # fmt: skip
-        for b, p in zip(_BUILDS, procs, strict=True):
+                 for b in broken_builds.EXECUTOR]  # fmt: skip
+        for b, p in zip(broken_builds.EXECUTOR, procs, strict=True):
             _, err = p.communicate()
             assert p.returncode == 0, f"building {b}: {err.decode(errors='replace')}"
         _compiled = True
@@ -88,14 +88,15 @@ def _compile_all() -> str:
 def variant(name: str) -> task.Api:
     """The task API over the broken build `name` (fixtures/broken_builds.py)."""
     if name not in _variants:
-        _variants[name] = task.api(broken_builds.executor_build(name, _compile_all()))
+        _variants[name] = task.api(broken_builds.executor_build(name, _compile_broken()))
     return _variants[name]
 
 
 def stress() -> task_stress.Stress:
-    """The stress tests, in their test build."""
+    """The stress tests, in their test build (compiled on its own: a worker
+    may run them without any broken build)."""
     if "stress" not in _variants:
-        _variants["stress"] = task_stress.Stress(task_stress.build(_compile_all()))
+        _variants["stress"] = task_stress.Stress(task_stress.build(variant_dir(task_stress.DIR_ENV)))
     return _variants["stress"]
 
 
